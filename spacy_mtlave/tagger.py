@@ -1,0 +1,310 @@
+"""The ``ave_tagger`` component: tok2vec -> emission scores -> linear-chain CRF -> ``doc.ents``.
+
+Architecture ``spacy_mtlave.BiLSTMCRFTagger.v1`` returns per-doc emission scores [n_tokens, n_tags]; its ``crf``
+layer (a wrapped :class:`spacy_mtlave.crf.CRF`) holds the transition scores and is used for the loss (negative
+log-likelihood) and for Viterbi decoding.
+"""
+import warnings
+from itertools import islice
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy
+import srsly
+import torch
+from spacy import util
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc, Span
+from spacy.training import Example, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import ArgsKwargs, Model, Optimizer, PyTorchWrapper, Linear, with_array, torch2xp, xp2torch
+from thinc.types import Floats2d, Floats3d
+
+from .crf import CRF, bio_tags, spans_from_bio
+from .vertical import get_vertical
+
+SPANS_KEY = "attributes"
+
+if not Span.has_extension("confidence"):
+    Span.set_extension("confidence", default=None)
+
+
+@util.registry.architectures("spacy_mtlave.BiLSTMCRFTagger.v1")
+def build_bilstm_crf_tagger(tok2vec: Model[List[Doc], List[Floats2d]], nO: Optional[int] = None) -> Model[List[Doc], List[Floats2d]]:
+    """docs -> emission scores [n_tokens, nO] per doc, with a ``crf`` reference holding the transitions.
+
+    nO (the number of BIO tags) is set by the component at initialize from the labels it sees.
+    """
+    emitter = with_array(Linear(nO=nO))
+    crf = PyTorchWrapper(CRF(nO or 1), convert_inputs=_crf_inputs)
+    return Model(
+        "bilstm_crf_tagger",
+        _tagger_forward,
+        init=_tagger_init,
+        layers=[tok2vec, emitter, crf],
+        refs={"tok2vec": tok2vec, "emitter": emitter, "crf": crf},
+        dims={"nO": nO},
+        attrs={"resize_output": set_n_tags},
+    )
+
+
+def set_n_tags(model: Model, n_tags: int) -> None:
+    """Size the emission layer and the CRF for ``n_tags`` tags (before initialize or deserialization)."""
+    model.set_dim("nO", n_tags, force=True)
+    linear = model.get_ref("emitter").layers[0]
+    if linear.has_dim("nO") is not True or linear.get_dim("nO") != n_tags:
+        linear.set_dim("nO", n_tags, force=True)
+    crf_layer = model.get_ref("crf")
+    if crf_module(model).n_tags != n_tags:
+        crf_layer.shims[0]._model = CRF(n_tags)
+
+
+def crf_module(model: Model) -> CRF:
+    return model.get_ref("crf").shims[0]._model
+
+
+def _tagger_init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
+    tok2vec, emitter = model.get_ref("tok2vec"), model.get_ref("emitter")
+    tok2vec.initialize(X=X)
+    emitter.initialize(X=tok2vec.predict(X) if X is not None else None)
+
+
+def _tagger_forward(model: Model, docs: List[Doc], is_train: bool):
+    tokvecs, backprop_tok2vec = model.get_ref("tok2vec")(docs, is_train)
+    scores, backprop_emitter = model.get_ref("emitter")(tokvecs, is_train)
+
+    def backprop(d_scores: List[Floats2d]) -> List[Doc]:
+        return backprop_tok2vec(backprop_emitter(d_scores))
+
+    return scores, backprop
+
+
+def _crf_inputs(model: Model, X: Tuple[Floats3d, numpy.ndarray, numpy.ndarray], is_train: bool):
+    """(emissions [B, L, T], tags [B, L], mask [B, L]) -> the CRF's forward arguments; gradient flows to emissions."""
+    emissions, tags, mask = X
+    args = (xp2torch(emissions, requires_grad=is_train), torch.from_numpy(tags), torch.from_numpy(mask))
+    return ArgsKwargs(args=args, kwargs={}), lambda d: torch2xp(d.args[0])
+
+
+def pad_scores(scores: Sequence[Floats2d], n_tags: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    """List of [n_i, T] -> (emissions [B, max n, T] float32, mask [B, max n] bool)."""
+    width = max((len(s) for s in scores), default=0)
+    emissions = numpy.zeros((len(scores), width, n_tags), dtype="float32")
+    mask = numpy.zeros((len(scores), width), dtype=bool)
+    for i, s in enumerate(scores):
+        emissions[i, : len(s)] = s
+        mask[i, : len(s)] = True
+    return emissions, mask
+
+
+@Language.factory(
+    "ave_tagger",
+    assigns=["doc.ents", "doc.spans", "span._.confidence"],
+    default_config={
+        "model": None,
+        "vertical": None,
+        "bio_constraints": True,
+        "spans_key": SPANS_KEY,
+        "scorer": {"@scorers": "spacy_mtlave.ave_scorer.v1"},
+    },
+    default_score_weights={"ave_macro_f": 1.0, "ave_macro_p": 0.0, "ave_macro_r": 0.0, "ave_acc": 0.0, "ents_f": 0.0, "ents_p": 0.0, "ents_r": 0.0},
+)
+def make_ave_tagger(
+    nlp: Language,
+    name: str,
+    model: Model[List[Doc], List[Floats2d]],
+    vertical: Optional[str],
+    bio_constraints: bool,
+    spans_key: str,
+    scorer: Optional[Callable],
+) -> "AVETagger":
+    """Attribute-value tagger. ``vertical``: if set, the component only learns from and annotates docs whose
+    ``doc._.vertical`` is this vertical or unset (used when several verticals share one pipeline)."""
+    return AVETagger(nlp.vocab, model, name, vertical=vertical, bio_constraints=bio_constraints, spans_key=spans_key, scorer=scorer)
+
+
+class AVETagger(TrainablePipe):
+    """BIO tagging with a CRF; writes ``doc.ents``, ``doc.spans[spans_key]`` and ``span._.confidence``
+    (the mean CRF marginal probability of the span's tags)."""
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "ave_tagger",
+        *,
+        vertical: Optional[str] = None,
+        bio_constraints: bool = True,
+        spans_key: str = SPANS_KEY,
+        scorer: Optional[Callable] = None,
+    ) -> None:
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg = {"labels": [], "vertical": vertical, "bio_constraints": bio_constraints, "spans_key": spans_key}
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return tuple(self.cfg["labels"])
+
+    @property
+    def tags(self) -> List[str]:
+        return bio_tags(self.labels)
+
+    @property
+    def vertical(self) -> Optional[str]:
+        return self.cfg["vertical"]
+
+    def add_label(self, label: str) -> int:
+        if not isinstance(label, str) or not label.strip():
+            raise ValueError(f"{self.name}: a label must be a non-empty string, got {label!r}")
+        if label in self.cfg["labels"]:
+            return 0
+        self._allow_resizing()
+        self.cfg["labels"] = sorted(self.cfg["labels"] + [label])
+        return 1
+
+    def _allow_resizing(self) -> None:
+        if self.model.has_dim("nO") and self.model.get_dim("nO") is not None and self.model.get_ref("emitter").layers[0].has_param("W"):
+            raise ValueError(f"{self.name}: cannot add labels to a trained tagger")
+
+    def _set_tags(self) -> None:
+        tags = self.tags
+        set_n_tags(self.model, len(tags))
+        crf = crf_module(self.model)
+        if self.cfg["bio_constraints"]:
+            crf.set_bio_constraints(tags)
+
+    def accepts(self, doc: Doc) -> bool:
+        """Whether this tagger is responsible for ``doc`` (its vertical, or no vertical given)."""
+        vertical = get_vertical(doc)
+        return self.vertical is None or vertical is None or vertical == self.vertical
+
+    def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None, labels: Optional[List[str]] = None) -> None:
+        validate_get_examples(get_examples, f"{self.name}.initialize")
+        examples = [eg for eg in get_examples() if self.accepts(eg.reference)]
+        if labels is None:
+            labels = sorted({ent.label_ for eg in examples for ent in eg.reference.ents})
+        for label in labels:
+            self.add_label(label)
+        if not self.labels:
+            raise ValueError(f"{self.name}: no attribute labels found in the training examples" + (f" of vertical {self.vertical!r}" if self.vertical else ""))
+        self._set_tags()
+        misaligned = sum(1 for eg in examples if self._gold_tags(eg) is None)
+        if misaligned:
+            warnings.warn(f"{self.name}: {misaligned} of {len(examples)} training examples have gold spans that do not align with tokens; they are skipped in training")
+        sample = [eg.predicted for eg in islice(examples, 10)] or [Doc(self.vocab, words=["x"])]
+        self.model.initialize(X=sample)
+
+    def predict(self, docs: Iterable[Doc]) -> List[Tuple[List[int], numpy.ndarray]]:
+        """docs -> per doc (tag ids [n], marginal probability of each chosen tag [n])."""
+        docs = list(docs)
+        if not any(len(doc) for doc in docs):
+            return [([], numpy.zeros(0, dtype="float32")) for _ in docs]
+        scores = self.model.predict(docs)
+        return self.decode(scores)
+
+    def decode(self, scores: Sequence[Floats2d]) -> List[Tuple[List[int], numpy.ndarray]]:
+        crf = crf_module(self.model)
+        emissions, mask = pad_scores([self.model.ops.to_numpy(s) for s in scores], len(self.tags))
+        with torch.no_grad():
+            em, m = torch.from_numpy(emissions), torch.from_numpy(mask)
+            paths = crf.decode(em, m, constrained=self.cfg["bio_constraints"])
+            marginals = crf.marginals(em, m).numpy()
+        return [(path, marginals[i, numpy.arange(len(path)), path] if path else numpy.zeros(0, dtype="float32")) for i, path in enumerate(paths)]
+
+    def set_annotations(self, docs: Iterable[Doc], predictions: List[Tuple[List[int], numpy.ndarray]]) -> None:
+        tags = self.tags
+        key = self.cfg["spans_key"]
+        for doc, (path, probs) in zip(docs, predictions):
+            if not self.accepts(doc):
+                continue
+            spans = []
+            for start, end, label in spans_from_bio([tags[t] for t in path]):
+                span = Span(doc, start, end, label=label)
+                span._.confidence = float(probs[start:end].mean())
+                spans.append(span)
+            doc.set_ents(spans, default="outside")
+            doc.spans[key] = spans
+
+    def _gold_tags(self, example: Example) -> Optional[List[str]]:
+        """BIO tags of the reference entities on the predicted tokens, None if any token is misaligned."""
+        biluo = example.get_aligned_ner()
+        if any(tag is None or tag == "-" for tag in biluo):
+            return None
+        return ["O" if t == "O" else ("B-" if t[0] in "BU" else "I-") + t[2:] for t in biluo]
+
+    def gold_tag_ids(self, examples: Sequence[Example]) -> List[Optional[List[int]]]:
+        """Per example: gold tag ids on its predicted tokens, or None when it is not this tagger's to learn
+        (other vertical, misaligned gold). Labels unknown to the tagger become ``O``."""
+        index = {tag: i for i, tag in enumerate(self.tags)}
+        out: List[Optional[List[int]]] = []
+        for eg in examples:
+            tags = self._gold_tags(eg) if self.accepts(eg.reference) else None
+            out.append(None if tags is None else [index.get(t, 0) for t in tags])
+        return out
+
+    def get_loss(self, examples: Iterable[Example], scores: List[Floats2d]) -> Tuple[float, List[Floats2d]]:
+        """CRF negative log-likelihood summed over the examples; accumulates the CRF's gradients as a side effect.
+
+        Returns (loss, d_scores) with d_scores [n_tokens, n_tags] per doc (zeros for skipped examples).
+        """
+        examples = list(examples)
+        gold = self.gold_tag_ids(examples)
+        d_scores = [self.model.ops.alloc2f(*s.shape) for s in scores]
+        rows = [i for i, g in enumerate(gold) if g is not None and len(g)]
+        if not rows:
+            return 0.0, d_scores
+        n_tags = len(self.tags)
+        emissions, mask = pad_scores([self.model.ops.to_numpy(scores[i]) for i in rows], n_tags)
+        tags = numpy.zeros(mask.shape, dtype="int64")
+        for r, i in enumerate(rows):
+            tags[r, : len(gold[i])] = gold[i]
+        nll, backprop_crf = self.model.get_ref("crf").begin_update((emissions, tags, mask))
+        d_emissions = backprop_crf(numpy.ones_like(nll))
+        for r, i in enumerate(rows):
+            d_scores[i] = self.model.ops.asarray2f(d_emissions[r, : len(scores[i])])
+        return float(nll.sum()), d_scores
+
+    def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd: Optional[Optimizer] = None, losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        if not any(len(eg.predicted) for eg in examples):
+            return losses
+        scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        loss, d_scores = self.get_loss(examples, scores)
+        backprop(d_scores)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def to_bytes(self, *, exclude=tuple()) -> bytes:
+        self._validate_serialization_attrs()
+        return util.to_bytes({"cfg": lambda: srsly.json_dumps(self.cfg), "model": self.model.to_bytes}, exclude)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude=tuple()) -> "AVETagger":
+        msg = srsly.msgpack_loads(bytes_data)
+        if "cfg" not in exclude:
+            self.cfg.update(srsly.json_loads(msg["cfg"]))
+        self._set_tags()
+        if "model" not in exclude:
+            self.model.from_bytes(msg["model"])
+        return self
+
+    def to_disk(self, path, *, exclude=tuple()) -> None:
+        path = util.ensure_path(path)
+        util.to_disk(path, {"cfg": lambda p: srsly.write_json(p, self.cfg), "model": lambda p: self.model.to_disk(p)}, exclude)
+
+    def from_disk(self, path, *, exclude=tuple()) -> "AVETagger":
+        path = Path(path)
+        if "cfg" not in exclude:
+            self.cfg.update(srsly.read_json(path / "cfg"))
+        self._set_tags()
+        if "model" not in exclude:
+            self.model.from_bytes((path / "model").read_bytes())
+        return self
