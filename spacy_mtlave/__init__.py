@@ -6,6 +6,7 @@ them through entry points, so ``spacy train`` and ``spacy.load`` need no ``--cod
 from . import vertical  # noqa: F401  registers Doc._.vertical
 from .embed import build_word_char_embed  # noqa: F401
 from .encoder import build_bilstm_encoder  # noqa: F401
+from .pair import CouplingComponent, make_ave_coupling  # noqa: F401
 from .scorer import make_ave_scorer  # noqa: F401
 from .tagger import AVETagger, build_bilstm_crf_tagger, make_ave_tagger  # noqa: F401
 

@@ -5,14 +5,15 @@ from spacy.training import Example
 from spacy.util import registry
 
 from .metrics import score_examples
-from .vertical import get_vertical, slugify
+from .vertical import get_vertical
 
 
-def score_ave(examples: Iterable[Example], vertical: Optional[str] = None, **kwargs: Any) -> Dict[str, Any]:
+def score_ave(examples: Iterable[Example], vertical: Optional[str] = None, key_suffix: Optional[str] = None, **kwargs: Any) -> Dict[str, Any]:
     """``ents_p/r/f``, ``ents_per_type``, ``ave_macro_p/r/f`` and ``ave_acc`` over the examples.
 
     With ``vertical`` (a tagger bound to one vertical in a shared pipeline), only that vertical's examples are
-    scored and every key gets the suffix ``_<slug>`` (``ave_macro_f_coffee``) so that several taggers can report.
+    scored; with ``key_suffix`` every key gets ``_<key_suffix>`` (``ave_macro_f_tagger_v1``) so that several taggers
+    of one pipeline can report.
     """
     if vertical is not None:
         examples = [eg for eg in examples if get_vertical(eg.reference) in (None, vertical)]
@@ -27,9 +28,9 @@ def score_ave(examples: Iterable[Example], vertical: Optional[str] = None, **kwa
         "ave_macro_f": s["macro_f1"],
         "ave_acc": s["accuracy"],
     }
-    if vertical is None:
+    if key_suffix is None:
         return scores
-    return {f"{key}_{slugify(vertical)}": value for key, value in scores.items()}
+    return {f"{key}_{key_suffix}": value for key, value in scores.items()}
 
 
 @registry.scorers("spacy_mtlave.ave_scorer.v1")

@@ -283,6 +283,13 @@ class AVETagger(TrainablePipe):
         losses[self.name] += loss
         return losses
 
+    def score(self, examples: Iterable[Example], **kwargs) -> Dict:
+        """The scorer's keys; a vertical-bound tagger scores its own vertical's examples, keys suffixed by its name."""
+        if self.scorer is None:
+            return {}
+        suffix = self.name if self.vertical is not None else None
+        return self.scorer(examples, vertical=self.vertical, key_suffix=suffix, **kwargs)
+
     def to_bytes(self, *, exclude=tuple()) -> bytes:
         self._validate_serialization_attrs()
         return util.to_bytes({"cfg": lambda: srsly.json_dumps(self.cfg), "model": self.model.to_bytes}, exclude)

@@ -50,3 +50,61 @@ def train_vertical(
     settings.update(overrides or {})
     spacy_train(config, Path(output_dir), overrides=settings)
     return Path(output_dir) / "model-best"
+
+
+def corpus_vertical(path: Path) -> str:
+    """The one vertical of a ``.spacy`` training file; ValueError when it is empty, unlabelled or mixed."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    from .vertical import get_vertical
+
+    docs = list(DocBin().from_disk(path).get_docs(spacy.blank("en").vocab))
+    if not docs:
+        raise ValueError(f"{path}: no training docs")
+    verticals = {get_vertical(doc) for doc in docs}
+    if None in verticals:
+        raise ValueError(f"{path}: docs without a vertical (doc._.vertical); write corpora with 'convert'")
+    if len(verticals) > 1:
+        raise ValueError(f"{path}: docs of several verticals {sorted(verticals)}; train-pair needs one vertical per corpus")
+    return verticals.pop()
+
+
+def train_pair(
+    corpus1: Path,
+    corpus2: Path,
+    output_dir: Path,
+    config: Optional[Path] = None,
+    vectors: Optional[Path] = None,
+    seed: int = 0,
+    coupling: str = "full",
+    max_steps: Optional[int] = None,
+    overrides: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Path]:
+    """Train two verticals jointly (``configs/pair.cfg``); write one pipeline per vertical to ``OUTPUT_DIR/<slug>``
+    and the label-label attention to ``OUTPUT_DIR/attention.json``. Returns {vertical: pipeline dir}."""
+    import srsly
+
+    from .pair import MODES, label_attention, split_vertical
+    from .vertical import slugify
+
+    if coupling not in MODES:
+        raise ValueError(f"--coupling must be one of {', '.join(MODES)}, got {coupling!r}")
+    paths = [corpus_paths(corpus1), corpus_paths(corpus2)]
+    verticals = [corpus_vertical(p["train"]) for p in paths]
+    if verticals[0] == verticals[1]:
+        raise ValueError(f"{corpus1} and {corpus2} are both vertical {verticals[0]!r}; train-pair needs two different verticals")
+    config = Path(config) if config is not None else default_config("pair.cfg")
+    settings: Dict[str, Any] = {"paths.vectors": str(ensure_glove_vectors(vectors)), "system.seed": seed, "components.coupling.mode": coupling}
+    for i, (p, vertical) in enumerate(zip(paths, verticals), start=1):
+        settings[f"paths.train{i}"] = str(p["train"])
+        settings[f"paths.dev{i}"] = str(p["dev"])
+        settings[f"components.tagger_v{i}.vertical"] = vertical
+    if max_steps is not None:
+        settings["training.max_steps"] = max_steps
+    settings.update(overrides or {})
+    output_dir = Path(output_dir)
+    spacy_train(config, output_dir / "joint", overrides=settings)
+    joint = output_dir / "joint" / "model-best"
+    srsly.write_json(output_dir / "attention.json", label_attention(joint, [p["train"] for p in paths]))
+    return {v: split_vertical(joint, f"tagger_v{i}", output_dir / slugify(v)) for i, v in enumerate(verticals, start=1)}
