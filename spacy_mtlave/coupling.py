@@ -7,7 +7,7 @@ is the reverse (CCE' with `a2`, LCE'). Padding partners (mask False) and
 anchors without partners contribute nothing.
 """
 import zlib
-from typing import Dict, List, NamedTuple, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -24,6 +24,10 @@ class PairBatch(NamedTuple):
     mask [n, K] bool: real partners. s_anchor [n], s_partner [n, K]: gold-tag
     emission scores under each context's own vertical. y_anchor [n],
     y_partner [n, K] long: gold tag ids into each vertical's tag list.
+    sampled [n, K] bool (optional): the pairs whose score difference enters the
+    loss (default: every real partner); attention is always normalised over the
+    whole partner set ``mask``, so a minibatch of pairs drawn from L needs the
+    scores of the drawn pairs only.
     """
 
     u_anchor: Tensor
@@ -33,6 +37,7 @@ class PairBatch(NamedTuple):
     s_partner: Tensor
     y_anchor: Tensor
     y_partner: Tensor
+    sampled: Optional[Tensor] = None
 
 
 def label_kgrams(tag: str, k: int) -> List[str]:
@@ -118,7 +123,8 @@ class CouplingLoss(nn.Module):
         for batch, direction, suffix in ((batch12, "12", ""), (batch21, "21", "_rev")):
             self._check(batch, direction)
             diff = (batch.s_anchor[:, None] - batch.s_partner).abs()
-            diff = torch.where(batch.mask, diff, torch.zeros_like(diff))
+            used = batch.mask if batch.sampled is None else batch.mask & batch.sampled
+            diff = torch.where(used, diff, torch.zeros_like(diff))
             zero = diff.new_zeros(())
             out["cce" + suffix] = (
                 (self.context_attention(batch, direction) * diff).sum() if self.use_context else zero

@@ -3,11 +3,10 @@ doc's vertical, and a batcher that draws every update from each vertical.
 
 One joint pipeline ``tok2vec -> tagger_v1 -> tagger_v2 -> coupling`` is trained by spaCy's own loop: each
 ``ave_tagger`` (bound to its vertical) adds its CRF loss on its own vertical's examples, and ``ave_coupling.update``
-adds lambda * TCE on a minibatch of anchor contexts drawn from the shortlist L, backpropagating into both taggers'
-emission layers and the shared tok2vec. All gradients meet in ``finish_update``.
+adds weight * TCE on a minibatch of pairs of the shortlist L drawn among the update's docs. The coupling listens to
+the shared tok2vec like the taggers do, so it reuses the batch's encoder pass and sends its gradient back through the
+same listener into both taggers' emission layers and the shared tok2vec.
 """
-import logging
-import random
 import warnings
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -22,12 +21,13 @@ from spacy.tokens import Doc
 from spacy.training import Corpus, Example
 from spacy.vocab import Vocab
 from thinc.api import ArgsKwargs, Model, Optimizer, PyTorchWrapper, xp2torch
+from thinc.types import Floats2d
+from wasabi import msg
 
 from .coupling import CouplingLoss, PairBatch, label_label_attention
 from .shortlist import Shortlist, build_shortlist, context_embeddings
 from .vertical import get_vertical, set_vertical, slugify
 
-logger = logging.getLogger("spacy_mtlave")
 MODES = ("none", "cce", "lce", "full")
 
 
@@ -63,26 +63,42 @@ def create_vertical_batcher(size: int) -> Callable[[Iterable[Example]], Iterator
 
 
 @util.registry.architectures("spacy_mtlave.CouplingModel.v1")
-def build_coupling_model(k: int = 3, n_buckets: int = 4096, label_dim: int = 32) -> Model:
-    """A wrapped :class:`CouplingLoss`; sized for the two taggers' tag sets when the component is initialized."""
-    model = PyTorchWrapper(CouplingLoss(1, ["O"], ["O"], k=k, n_buckets=n_buckets, label_dim=label_dim), convert_inputs=_coupling_inputs)
-    model.attrs["hyperparams"] = {"k": k, "n_buckets": n_buckets, "label_dim": label_dim}
-    return model
+def build_coupling_model(tok2vec: Model[List[Doc], List[Floats2d]], k: int = 3, n_buckets: int = 4096, label_dim: int = 32) -> Model:
+    """A tok2vec listener (the coupling reuses the batch's shared encoder pass) and a wrapped :class:`CouplingLoss`,
+    sized for the two taggers' tag sets when the component is initialized."""
+    loss = PyTorchWrapper(CouplingLoss(1, ["O"], ["O"], k=k, n_buckets=n_buckets, label_dim=label_dim), convert_inputs=_coupling_inputs)
+    return Model(
+        "ave_coupling",
+        _no_forward,
+        layers=[tok2vec, loss],
+        refs={"tok2vec": tok2vec, "loss": loss},
+        attrs={"hyperparams": {"k": k, "n_buckets": n_buckets, "label_dim": label_dim}},
+    )
+
+
+def _no_forward(model: Model, docs: List[Doc], is_train: bool):
+    raise NotImplementedError("ave_coupling only adds a training loss; it has no forward pass")
 
 
 def _coupling_inputs(model: Model, X: Tuple[PairBatch, PairBatch], is_train: bool):
     """Two numpy PairBatches -> torch; the gradient flows back to the gold-tag scores s_anchor and s_partner."""
     grad_fields = ("s_anchor", "s_partner")
-    batches = tuple(
-        PairBatch(**{f: xp2torch(getattr(b, f), requires_grad=is_train and f in grad_fields) if f in grad_fields else torch.from_numpy(getattr(b, f)) for f in PairBatch._fields})
-        for b in X
-    )
+
+    def to_torch(field: str, x: Optional[numpy.ndarray]):
+        if x is None:
+            return None
+        return xp2torch(x, requires_grad=is_train) if field in grad_fields else torch.from_numpy(x)
+
+    batches = tuple(PairBatch(*(to_torch(f, getattr(b, f)) for f in PairBatch._fields)) for b in X)
 
     def reverse(d: ArgsKwargs) -> List[Tuple[numpy.ndarray, numpy.ndarray]]:
         out = []
-        for b, grads in zip(X, d.args):
-            ds_anchor, ds_partner = grads[3], grads[4]
-            out.append(tuple(numpy.zeros_like(getattr(b, f)) if g is None or not isinstance(g, torch.Tensor) or g.shape != getattr(b, f).shape else g.detach().numpy() for f, g in zip(grad_fields, (ds_anchor, ds_partner))))
+        for b, torch_batch in zip(X, d.args):
+            grads = []
+            for f in grad_fields:
+                g = torch_batch[PairBatch._fields.index(f)]
+                grads.append(g.detach().numpy() if isinstance(g, torch.Tensor) and g.shape == getattr(b, f).shape and g.dtype.is_floating_point else numpy.zeros_like(getattr(b, f)))
+            out.append(tuple(grads))
         return out
 
     return ArgsKwargs(args=batches, kwargs={}), reverse
@@ -91,9 +107,8 @@ def _coupling_inputs(model: Model, X: Tuple[PairBatch, PairBatch], is_train: boo
 @Language.factory(
     "ave_coupling",
     default_config={
-        "model": {"@architectures": "spacy_mtlave.CouplingModel.v1"},
+        "model": {"@architectures": "spacy_mtlave.CouplingModel.v1", "tok2vec": {"@architectures": "spacy.Tok2VecListener.v1", "width": 256, "upstream": "*"}},
         "taggers": ["tagger_v1", "tagger_v2"],
-        "tok2vec": "tok2vec",
         "mode": "full",
         "weight": 1.0,
         "thresh": 0.8,
@@ -107,7 +122,6 @@ def make_ave_coupling(
     name: str,
     model: Model,
     taggers: List[str],
-    tok2vec: str,
     mode: str,
     weight: float,
     thresh: float,
@@ -115,21 +129,22 @@ def make_ave_coupling(
     top_k: Optional[int],
     batch_size: int,
 ) -> "CouplingComponent":
-    """The paper's coupling loss between two vertical-bound ``ave_tagger`` components sharing ``tok2vec``.
+    """The paper's coupling loss between two vertical-bound ``ave_tagger`` components sharing one tok2vec.
 
     mode: "none" (hard sharing only), "cce" (context attention), "lce" (label attention) or "full" (TCE).
-    batch_size anchor contexts per update, half from each vertical, each with its (at most top_k) partners in L.
+    Each update draws ``batch_size`` pairs of L in each direction (v1 -> v2 and v2 -> v1) among the contexts of
+    the update's docs; attention is normalised over each anchor's whole partner set in L (at most top_k).
     """
     if mode not in MODES:
         raise ValueError(f"{name}: mode must be one of {MODES}, got {mode!r}")
     if len(taggers) != 2:
         raise ValueError(f"{name}: 'taggers' must name exactly two ave_tagger components, got {taggers}")
-    cfg = {"taggers": taggers, "tok2vec": tok2vec, "mode": mode, "weight": weight, "thresh": thresh, "window": window, "top_k": top_k, "batch_size": batch_size}
+    cfg = {"taggers": taggers, "mode": mode, "weight": weight, "thresh": thresh, "window": window, "top_k": top_k, "batch_size": batch_size}
     return CouplingComponent(nlp.vocab, model, name, cfg)
 
 
 class CouplingComponent(TrainablePipe):
-    """Adds lambda * TCE to training; does nothing to docs at inference."""
+    """Adds weight * TCE to training; does nothing to docs at inference."""
 
     def __init__(self, vocab: Vocab, model: Model, name: str, cfg: Dict) -> None:
         self.vocab = vocab
@@ -141,14 +156,14 @@ class CouplingComponent(TrainablePipe):
 
     def _set_module(self) -> None:
         mode = self.cfg["mode"]
-        self.model.shims[0]._model = CouplingLoss(
+        self.model.get_ref("loss").shims[0]._model = CouplingLoss(
             max(self.cfg["dim"], 1), self.cfg["tags1"] or ["O"], self.cfg["tags2"] or ["O"], **self.model.attrs["hyperparams"],
             use_context=mode in ("cce", "full"), use_label=mode in ("lce", "full"),
         )
 
     @property
     def module(self) -> CouplingLoss:
-        return self.model.shims[0]._model
+        return self.model.get_ref("loss").shims[0]._model
 
     def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None) -> None:
         if nlp is None:
@@ -160,7 +175,9 @@ class CouplingComponent(TrainablePipe):
         self.cfg["tags1"], self.cfg["tags2"] = taggers[0].tags, taggers[1].tags
         self.cfg["dim"] = nlp.vocab.vectors.shape[1]
         self._set_module()
-        self._state = _TrainingState.build(self, nlp, taggers, list(get_examples()))
+        examples = list(get_examples())
+        self.model.get_ref("tok2vec").initialize(X=[eg.predicted for eg in examples[:10]])
+        self._state = _TrainingState.build(self, taggers, examples)
 
     def predict(self, docs: Iterable[Doc]) -> None:
         return None
@@ -169,13 +186,19 @@ class CouplingComponent(TrainablePipe):
         return None
 
     def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd: Optional[Optimizer] = None, losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
+        """weight * TCE on pairs of L drawn among these examples' contexts. The shared tok2vec's output for the batch
+        comes through the listener; its gradient goes back the same way (zeros when there is nothing to couple)."""
         if losses is None:
             losses = {}
         losses.setdefault(self.name, 0.0)
-        state = self._state
-        if state is None or self.cfg["mode"] == "none" or not state.has_pairs:
-            return losses
-        losses[self.name] += state.step(self, self.cfg["batch_size"] // 2 or 1)
+        examples = list(examples)
+        docs = [eg.predicted for eg in examples]
+        tokvecs, backprop_tok2vec = self.model.get_ref("tok2vec").begin_update(docs)
+        d_tokvecs = [self.model.ops.alloc2f(*t.shape) for t in tokvecs]
+        if self._state is not None and self.cfg["mode"] != "none" and self._state.has_pairs:
+            loss, d_tokvecs = self._state.step(self, examples, tokvecs)
+            losses[self.name] += loss
+        backprop_tok2vec(d_tokvecs)
         if sgd is not None:
             self.finish_update(sgd)
         return losses
@@ -210,25 +233,28 @@ class CouplingComponent(TrainablePipe):
 
 class _VerticalContexts:
     """The training docs of one vertical and its contexts: window embeddings U [n, d], (doc, token) index [n, 2],
-    gold tag id per context [n]."""
+    gold tag id per context [n], first context of each doc ``offsets`` [n_docs + 1], and doc text -> doc index."""
 
-    def __init__(self, docs: List[Doc], gold: List[List[int]], window: int):
-        self.docs = docs
+    def __init__(self, vertical: str, docs: List[Doc], gold: List[List[int]], window: int):
+        self.vertical = vertical
         self.U, self.index = context_embeddings(docs, window)
         self.tags = numpy.concatenate([numpy.asarray(g, dtype="int64") for g in gold])
-        self.offsets = numpy.concatenate([[0], numpy.cumsum([len(d) for d in docs])])
+        self.offsets = numpy.concatenate([[0], numpy.cumsum([len(d) for d in docs])]).astype("int64")
+        self.doc_ids = {doc.text: i for i, doc in enumerate(docs)}
 
 
 class _TrainingState:
     """What the coupling needs during training (not serialized): both verticals' contexts and the shortlist."""
 
-    def __init__(self, tok2vec: Model, emitters: List[Model], sides: List[_VerticalContexts], shortlist: Shortlist):
-        self.tok2vec, self.emitters, self.sides, self.shortlist = tok2vec, emitters, sides, shortlist
-        self.anchors = [numpy.flatnonzero(shortlist.partners_12.counts()), numpy.flatnonzero(shortlist.partners_21.counts())]
-        self.has_pairs = all(len(a) for a in self.anchors)
+    def __init__(self, emitters: List[Model], sides: List[_VerticalContexts], shortlist: Shortlist):
+        self.emitters, self.sides, self.shortlist = emitters, sides, shortlist
+        self.partners = [shortlist.partners_12, shortlist.partners_21]
+        # doc (of the partner's vertical) of every partner entry, per direction
+        self.partner_docs = [sides[1].index[shortlist.partners_12.indices, 0], sides[0].index[shortlist.partners_21.indices, 0]]
+        self.has_pairs = shortlist.n_pairs() > 0
 
     @classmethod
-    def build(cls, component: CouplingComponent, nlp: Language, taggers: List, examples: List[Example]) -> "_TrainingState":
+    def build(cls, component: CouplingComponent, taggers: List, examples: List[Example]) -> "_TrainingState":
         cfg = component.cfg
         sides = []
         for tagger in taggers:
@@ -237,82 +263,109 @@ class _TrainingState:
             kept = [(eg.predicted, g) for eg, g in zip(own, gold) if g is not None and len(g)]
             if not kept:
                 raise ValueError(f"{component.name}: vertical {tagger.vertical!r} has no usable training docs")
-            sides.append(_VerticalContexts([d for d, _ in kept], [g for _, g in kept], cfg["window"]))
+            sides.append(_VerticalContexts(tagger.vertical, [d for d, _ in kept], [g for _, g in kept], cfg["window"]))
         shortlist = build_shortlist(sides[0].U, sides[1].U, cfg["thresh"], top_k=cfg["top_k"])
-        summary = shortlist.summary()
-        logger.info("shortlist L: %s", srsly.json_dumps(summary))
+        msg.info(f"{component.name}: shortlist L {srsly.json_dumps(shortlist.summary())}")
         if shortlist.n_pairs() == 0:
             warnings.warn(
                 f"{component.name}: thresh={cfg['thresh']} leaves the shortlist L empty (best cosine similarity "
                 f"{shortlist.best_similarity:.3f}); training with hard parameter sharing only"
             )
-        tok2vec = nlp.get_pipe(cfg["tok2vec"]).model
-        return cls(tok2vec, [t.model.get_ref("emitter") for t in taggers], sides, shortlist)
+        return cls([t.model.get_ref("emitter") for t in taggers], sides, shortlist)
 
-    def _directional(self, direction: int, anchors: numpy.ndarray) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
-        """anchors [n] -> padded partners [n, K], mask [n, K]; direction 0 is v1->v2, 1 is v2->v1."""
-        partners = self.shortlist.partners_12 if direction == 0 else self.shortlist.partners_21
-        lists = [partners[int(a)][0] for a in anchors]
-        width = max((len(p) for p in lists), default=1) or 1
+    def _padded(self, direction: int, anchors: numpy.ndarray) -> Tuple[numpy.ndarray, numpy.ndarray]:
+        """anchors [n] -> their whole partner lists padded [n, K] and the mask [n, K]."""
+        partners = self.partners[direction]
+        counts = partners.counts()[anchors]
+        width = max(int(counts.max(initial=0)), 1)
+        mask = numpy.arange(width)[None, :] < counts[:, None]
         padded = numpy.zeros((len(anchors), width), dtype="int64")
-        mask = numpy.zeros((len(anchors), width), dtype=bool)
-        for i, p in enumerate(lists):
-            padded[i, : len(p)] = p
-            mask[i, : len(p)] = True
-        return anchors.astype("int64"), padded, mask
+        padded[mask] = numpy.concatenate([partners[int(a)][0] for a in anchors] or [numpy.zeros(0, dtype="int64")])
+        return padded, mask
 
-    def step(self, component: CouplingComponent, n_anchors: int) -> float:
-        """One coupling update: sample anchors in both directions, score their docs, backprop weight * TCE."""
-        picks = [self._directional(d, numpy.asarray(random.sample(list(self.anchors[d]), min(n_anchors, len(self.anchors[d]))))) for d in (0, 1)]
-        # contexts needed per side: anchors of one direction are partners of the other
-        needed = [numpy.concatenate([picks[0][0], picks[1][1][picks[1][2]]]), numpy.concatenate([picks[1][0], picks[0][1][picks[0][2]]])]
-        doc_ids = [numpy.unique(self.sides[s].index[needed[s], 0]) for s in (0, 1)]
-        docs = [self.sides[s].docs[i] for s in (0, 1) for i in doc_ids[s]]
-        tokvecs, backprop_tok2vec = self.tok2vec.begin_update(docs)
-        n1 = len(doc_ids[0])
-        scores, backprops, flats, rows = [], [], [], []
-        for s, part in enumerate((tokvecs[:n1], tokvecs[n1:])):
-            sc, bp = self.emitters[s].begin_update(part)
-            scores.append(sc)
-            backprops.append(bp)
-            flats.append(numpy.concatenate([numpy.asarray(x) for x in sc]))
-            # context id -> row in the flat score matrix of this step's docs
-            lengths = numpy.asarray([len(self.sides[s].docs[i]) for i in doc_ids[s]])
-            starts = numpy.zeros(len(self.sides[s].docs), dtype="int64")
-            starts[doc_ids[s]] = numpy.concatenate([[0], numpy.cumsum(lengths)[:-1]])
-            rows.append(lambda c, s=s, starts=starts: starts[self.sides[s].index[c, 0]] + self.sides[s].index[c, 1])
-        batches = []
-        gathers = []
-        for d, (anchors, partners, mask) in enumerate(picks):
+    def _draw(self, direction: int, batch_docs: List[numpy.ndarray], n_pairs: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
+        """Draw up to n_pairs pairs of L (this direction) whose two contexts lie in the batch's docs.
+        Returns (anchor contexts [m], column of the drawn partner in the anchor's partner list [m])."""
+        a_side, p_side = (0, 1) if direction == 0 else (1, 0)
+        offsets = self.sides[a_side].offsets
+        anchors = numpy.concatenate([numpy.arange(offsets[i], offsets[i + 1]) for i in batch_docs[a_side]] or [numpy.zeros(0, dtype="int64")])
+        partners = self.partners[direction]
+        starts, counts = partners.indptr[anchors], partners.counts()[anchors]
+        owner = numpy.repeat(anchors, counts)
+        entries = numpy.repeat(starts - numpy.cumsum(counts) + counts, counts) + numpy.arange(int(counts.sum()))
+        in_batch = numpy.zeros(len(self.sides[p_side].offsets) - 1, dtype=bool)
+        in_batch[batch_docs[p_side]] = True
+        eligible = numpy.flatnonzero(in_batch[self.partner_docs[direction][entries]])
+        if len(eligible) > n_pairs:
+            eligible = numpy.sort(numpy.random.choice(eligible, n_pairs, replace=False))
+        chosen = entries[eligible]
+        anchors = owner[eligible]
+        return anchors, chosen - partners.indptr[anchors]
+
+    def step(self, component: CouplingComponent, examples: List[Example], tokvecs: List[Floats2d]) -> Tuple[float, List[Floats2d]]:
+        """weight * TCE on pairs drawn among the examples' contexts; returns (loss, d_tokvecs)."""
+        positions: List[List[int]] = [[], []]  # batch positions of each side's docs
+        batch_docs: List[List[int]] = [[], []]  # their doc ids in the side's tables
+        for pos, eg in enumerate(examples):
+            for s, side in enumerate(self.sides):
+                doc_id = side.doc_ids.get(eg.reference.text) if get_vertical(eg.reference) == side.vertical else None
+                if doc_id is not None:
+                    positions[s].append(pos)
+                    batch_docs[s].append(doc_id)
+        ops = component.model.ops
+        d_tokvecs = [ops.alloc2f(*t.shape) for t in tokvecs]
+        if not all(batch_docs):
+            return 0.0, d_tokvecs
+        doc_arrays = [numpy.asarray(b, dtype="int64") for b in batch_docs]
+        flats, backprops, rows = [], [], []
+        for s in (0, 1):
+            scores, backprop = self.emitters[s].begin_update([tokvecs[p] for p in positions[s]])
+            flats.append(numpy.concatenate([ops.to_numpy(x) for x in scores]))
+            backprops.append((backprop, [len(x) for x in scores]))
+            start_of = numpy.zeros(len(self.sides[s].offsets) - 1, dtype="int64")
+            start_of[doc_arrays[s]] = numpy.concatenate([[0], numpy.cumsum([len(x) for x in scores])[:-1]])
+            rows.append(start_of)
+        n_pairs = component.cfg["batch_size"]
+        batches, gathers = [], []
+        for d in (0, 1):
             a_side, p_side = (0, 1) if d == 0 else (1, 0)
             A, P = self.sides[a_side], self.sides[p_side]
-            ra, rp = rows[a_side](anchors), rows[p_side](partners)
+            anchors, column = self._draw(d, doc_arrays, n_pairs)
+            partners, mask = self._padded(d, anchors)
+            sampled = numpy.zeros_like(mask)
+            sampled[numpy.arange(len(anchors)), column] = True
+            drawn = partners[numpy.arange(len(anchors)), column]
+            row_a = rows[a_side][A.index[anchors, 0]] + A.index[anchors, 1]
+            row_p = rows[p_side][P.index[drawn, 0]] + P.index[drawn, 1]
             ya, yp = A.tags[anchors], P.tags[partners]
+            s_partner = numpy.zeros(mask.shape, dtype="float32")
+            s_partner[sampled] = flats[p_side][row_p, P.tags[drawn]]
             batches.append(PairBatch(
                 u_anchor=A.U[anchors], u_partner=P.U[partners], mask=mask,
-                s_anchor=flats[a_side][ra, ya].astype("float32"), s_partner=flats[p_side][rp, yp].astype("float32"),
-                y_anchor=ya, y_partner=yp,
+                s_anchor=flats[a_side][row_a, ya].astype("float32"), s_partner=s_partner,
+                y_anchor=ya, y_partner=yp, sampled=sampled,
             ))
-            gathers.append((a_side, ra, ya, p_side, rp, yp))
-        loss, backprop_coupling = component.model.begin_update(tuple(batches))
+            gathers.append((a_side, row_a, ya, p_side, row_p, P.tags[drawn], sampled))
         weight = component.cfg["weight"]
-        grads = backprop_coupling(numpy.asarray(weight, dtype="float32").reshape(numpy.shape(loss)))
+        loss, backprop_loss = component.model.get_ref("loss").begin_update(tuple(batches))
+        grads = backprop_loss(numpy.asarray(weight, dtype="float32").reshape(numpy.shape(loss)))
         d_flats = [numpy.zeros_like(f) for f in flats]
-        for (a_side, ra, ya, p_side, rp, yp), (d_anchor, d_partner), (_, _, mask) in zip(gathers, grads, picks):
-            numpy.add.at(d_flats[a_side], (ra, ya), d_anchor)
-            numpy.add.at(d_flats[p_side], (rp[mask], yp[mask]), d_partner[mask])
-        d_tokvecs = []
+        for (a_side, row_a, ya, p_side, row_p, yp, sampled), (d_anchor, d_partner) in zip(gathers, grads):
+            numpy.add.at(d_flats[a_side], (row_a, ya), d_anchor)
+            numpy.add.at(d_flats[p_side], (row_p, yp), d_partner[sampled])
         for s in (0, 1):
-            splits = numpy.cumsum([len(x) for x in scores[s]])[:-1]
-            d_tokvecs.extend(backprops[s]([self.tok2vec.ops.asarray2f(x) for x in numpy.split(d_flats[s], splits)]))
-        backprop_tok2vec(d_tokvecs)
-        return float(loss) * weight
+            backprop, lengths = backprops[s]
+            d_side = backprop([ops.asarray2f(x) for x in numpy.split(d_flats[s], numpy.cumsum(lengths)[:-1])])
+            for p, d in zip(positions[s], d_side):
+                d_tokvecs[p] = d
+        return float(loss) * weight, d_tokvecs
 
     def label_attention(self, component: CouplingComponent) -> Dict:
         module = component.module
         out: Dict = {"tags1": component.cfg["tags1"], "tags2": component.cfg["tags2"], "shortlist": self.shortlist.summary()}
         for d, key in ((0, "12"), (1, "21")):
-            anchors, partners, mask = self._directional(d, self.anchors[d])
+            anchors = numpy.flatnonzero(self.partners[d].counts())
+            partners, mask = self._padded(d, anchors)
             a_side, p_side = (0, 1) if d == 0 else (1, 0)
             A, P = self.sides[a_side], self.sides[p_side]
             batch = PairBatch(
@@ -350,5 +403,5 @@ def label_attention(joint: Path, train_paths: Sequence[Path]) -> Dict:
     examples = list(create_vertical_corpus({f"v{i}": str(p) for i, p in enumerate(train_paths, start=1)})(nlp))
     coupling: CouplingComponent = nlp.get_pipe("coupling")
     taggers = [nlp.get_pipe(name) for name in coupling.cfg["taggers"]]
-    coupling._state = _TrainingState.build(coupling, nlp, taggers, examples)
+    coupling._state = _TrainingState.build(coupling, taggers, examples)
     return dict(coupling.label_attention(), verticals=[t.vertical for t in taggers])
