@@ -1,6 +1,6 @@
 """Train one vertical with spaCy's own training loop (``spacy train`` with a config from ``configs/``)."""
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from spacy.cli.train import train as spacy_train
 
@@ -49,11 +49,31 @@ def train_vertical(
         settings["training.max_steps"] = max_steps
     settings.update(overrides or {})
     spacy_train(config, Path(output_dir), overrides=settings)
-    return Path(output_dir) / "model-best"
+    best = Path(output_dir) / "model-best"
+    vertical = corpus_vertical(paths["train"], required=False) or Path(corpus_dir).name
+    write_run_info(output_dir, "single", "single", seed, config, {vertical: (best, Path(corpus_dir))})
+    return best
 
 
-def corpus_vertical(path: Path) -> str:
-    """The one vertical of a ``.spacy`` training file; ValueError when it is empty, unlabelled or mixed."""
+def write_run_info(output_dir: Path, kind: str, coupling: str, seed: int, config: Path, verticals: Dict[str, Tuple[Path, Path]]) -> None:
+    """``OUTPUT_DIR/run.json``: what ``report`` needs to find a run's pipelines and corpora (paths relative to it)."""
+    import os
+
+    import srsly
+
+    out = Path(output_dir).resolve()
+    srsly.write_json(out / "run.json", {
+        "kind": kind,
+        "coupling": coupling,
+        "seed": seed,
+        "config": str(config),
+        "verticals": {v: {"model": os.path.relpath(Path(m).resolve(), out), "corpus": os.path.relpath(Path(c).resolve(), out)} for v, (m, c) in verticals.items()},
+    })
+
+
+def corpus_vertical(path: Path, required: bool = True) -> Optional[str]:
+    """The one vertical of a ``.spacy`` training file; ValueError when it is empty, mixed or (if ``required``)
+    unlabelled."""
     import spacy
     from spacy.tokens import DocBin
 
@@ -63,6 +83,8 @@ def corpus_vertical(path: Path) -> str:
     if not docs:
         raise ValueError(f"{path}: no training docs")
     verticals = {get_vertical(doc) for doc in docs}
+    if verticals == {None} and not required:
+        return None
     if None in verticals:
         raise ValueError(f"{path}: docs without a vertical (doc._.vertical); write corpora with 'convert'")
     if len(verticals) > 1:
@@ -107,4 +129,7 @@ def train_pair(
     spacy_train(config, output_dir / "joint", overrides=settings)
     joint = output_dir / "joint" / "model-best"
     srsly.write_json(output_dir / "attention.json", label_attention(joint, [p["train"] for p in paths]))
-    return {v: split_vertical(joint, f"tagger_v{i}", output_dir / slugify(v)) for i, v in enumerate(verticals, start=1)}
+    outputs = {v: split_vertical(joint, f"tagger_v{i}", output_dir / slugify(v)) for i, v in enumerate(verticals, start=1)}
+    corpora = {verticals[0]: Path(corpus1), verticals[1]: Path(corpus2)}
+    write_run_info(output_dir, "pair", coupling, seed, config, {v: (path, corpora[v]) for v, path in outputs.items()})
+    return outputs
