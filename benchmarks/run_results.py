@@ -1,0 +1,75 @@
+"""Train the benchmark grid behind docs/results.md: for every vertical pair of BENCHMARK.md and every seed, the two
+single-task taggers, the pair with hard sharing only (--coupling none) and with full coupling, and spaCy's `ner`
+(configs/baseline_ner.cfg) per vertical. Runs `python -m spacy_mtlave ...` in --jobs parallel processes (one torch
+thread each), skips runs whose run.json exists, and prints the `report` command for the finished runs.
+
+    python benchmarks/run_results.py --corpus corpus --out training/results --seeds 0 1 2 --jobs 2
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+PAIRS = [("Coffee", "Tea"), ("Laundry Detergent", "Sunscreen"), ("Conditioner", "Vitamin"), ("Shoes", "Toothbrush"), ("Breakfast Cereal", "Safety Mask")]
+SYSTEMS = ("full", "none", "single", "ner")
+
+
+def slug(name: str) -> str:
+    return name.lower().replace(" ", "_")
+
+
+def jobs(corpus: Path, out: Path, seeds, systems, vectors, pairs):
+    """(output dir, command) per run, the long pair runs first."""
+    vec = ["--vectors", str(vectors)] if vectors else []
+    runs = []
+    for system in systems:
+        for seed in seeds:
+            for v1, v2 in pairs:
+                base = out / f"{slug(v1)}+{slug(v2)}" / f"seed{seed}"
+                if system in ("full", "none"):
+                    runs.append((base / system, ["train-pair", str(corpus / slug(v1)), str(corpus / slug(v2)), str(base / system), "--coupling", system, "--seed", str(seed), *vec]))
+                else:
+                    for v in (v1, v2):
+                        cfg = ["--config", "configs/baseline_ner.cfg"] if system == "ner" else []
+                        runs.append((base / f"{system}_{slug(v)}", ["train", str(corpus / slug(v)), str(base / f"{system}_{slug(v)}"), "--seed", str(seed), *cfg, *vec]))
+    return runs
+
+
+def run(job):
+    target, args = job
+    if (target / "run.json").exists():
+        return target, 0, 0.0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    with open(str(target) + ".log", "w") as log:
+        code = subprocess.call([sys.executable, "-m", "spacy_mtlave", *args], stdout=log, stderr=subprocess.STDOUT, env=env)
+    return target, code, time.time() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=Path("corpus"))
+    parser.add_argument("--out", type=Path, default=Path("training/results"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
+    parser.add_argument("--pairs", type=int, nargs="+", default=list(range(len(PAIRS))), help="indices into the pair list")
+    parser.add_argument("--vectors", type=Path, default=None)
+    parser.add_argument("--jobs", type=int, default=2)
+    a = parser.parse_args()
+    todo = jobs(a.corpus, a.out, a.seeds, a.systems, a.vectors, [PAIRS[i] for i in a.pairs])
+    done = []
+    with ThreadPoolExecutor(a.jobs) as pool:
+        for i, (target, code, seconds) in enumerate(pool.map(run, todo), start=1):
+            status = "ok" if code == 0 else f"FAILED (exit {code}, see {target}.log)"
+            print(f"[{i}/{len(todo)}] {target} {status} {seconds:.0f}s", flush=True)
+            if code == 0:
+                done.append(str(target))
+    print("python -m spacy_mtlave report " + " ".join(done) + " --output docs/results")
+
+
+if __name__ == "__main__":
+    main()
