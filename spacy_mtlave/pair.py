@@ -25,6 +25,7 @@ from thinc.types import Floats2d
 from wasabi import msg
 
 from .coupling import CouplingLoss, PairBatch, label_label_attention
+from .serialize import SizedFromCfg
 from .shortlist import Shortlist, build_shortlist, context_embeddings
 from .vertical import get_vertical, set_vertical, slugify
 
@@ -143,7 +144,7 @@ def make_ave_coupling(
     return CouplingComponent(nlp.vocab, model, name, cfg)
 
 
-class CouplingComponent(TrainablePipe):
+class CouplingComponent(SizedFromCfg, TrainablePipe):
     """Adds weight * TCE to training; does nothing to docs at inference."""
 
     def __init__(self, vocab: Vocab, model: Model, name: str, cfg: Dict) -> None:
@@ -154,7 +155,7 @@ class CouplingComponent(TrainablePipe):
         self.scorer = None
         self._state: Optional[_TrainingState] = None
 
-    def _set_module(self) -> None:
+    def _rebuild(self) -> None:
         mode = self.cfg["mode"]
         self.model.get_ref("loss").shims[0]._model = CouplingLoss(
             max(self.cfg["dim"], 1), self.cfg["tags1"] or ["O"], self.cfg["tags2"] or ["O"], **self.model.attrs["hyperparams"],
@@ -174,7 +175,7 @@ class CouplingComponent(TrainablePipe):
             raise ValueError(f"{self.name}: the two taggers must be bound to two different verticals, got {verticals}")
         self.cfg["tags1"], self.cfg["tags2"] = taggers[0].tags, taggers[1].tags
         self.cfg["dim"] = nlp.vocab.vectors.shape[1]
-        self._set_module()
+        self._rebuild()
         examples = list(get_examples())
         self.model.get_ref("tok2vec").initialize(X=[eg.predicted for eg in examples[:10]])
         self._state = _TrainingState.build(self, taggers, examples)
@@ -208,27 +209,6 @@ class CouplingComponent(TrainablePipe):
         if self._state is None:
             raise ValueError(f"{self.name}: label attention needs the training state (initialize first)")
         return self._state.label_attention(self)
-
-    def to_bytes(self, *, exclude=tuple()) -> bytes:
-        return util.to_bytes({"cfg": lambda: srsly.json_dumps(self.cfg), "model": self.model.to_bytes}, exclude)
-
-    def from_bytes(self, bytes_data: bytes, *, exclude=tuple()) -> "CouplingComponent":
-        msg = srsly.msgpack_loads(bytes_data)
-        self.cfg.update(srsly.json_loads(msg["cfg"]))
-        self._set_module()
-        self.model.from_bytes(msg["model"])
-        return self
-
-    def to_disk(self, path, *, exclude=tuple()) -> None:
-        path = util.ensure_path(path)
-        util.to_disk(path, {"cfg": lambda p: srsly.write_json(p, self.cfg), "model": lambda p: self.model.to_disk(p)}, exclude)
-
-    def from_disk(self, path, *, exclude=tuple()) -> "CouplingComponent":
-        path = Path(path)
-        self.cfg.update(srsly.read_json(path / "cfg"))
-        self._set_module()
-        self.model.from_bytes((path / "model").read_bytes())
-        return self
 
 
 class _VerticalContexts:

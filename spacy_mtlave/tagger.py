@@ -6,11 +6,9 @@ log-likelihood) and for Viterbi decoding.
 """
 import warnings
 from itertools import islice
-from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
-import srsly
 import torch
 from spacy import util
 from spacy.language import Language
@@ -22,6 +20,7 @@ from thinc.api import ArgsKwargs, Model, Optimizer, PyTorchWrapper, Linear, with
 from thinc.types import Floats2d, Floats3d
 
 from .crf import CRF, bio_tags, spans_from_bio
+from .serialize import SizedFromCfg
 from .vertical import get_vertical
 
 SPANS_KEY = "attributes"
@@ -124,7 +123,7 @@ def make_ave_tagger(
     return AVETagger(nlp.vocab, model, name, vertical=vertical, bio_constraints=bio_constraints, spans_key=spans_key, scorer=scorer)
 
 
-class AVETagger(TrainablePipe):
+class AVETagger(SizedFromCfg, TrainablePipe):
     """BIO tagging with a CRF; writes ``doc.ents``, ``doc.spans[spans_key]`` and ``span._.confidence``
     (the mean CRF marginal probability of the span's tags)."""
 
@@ -170,7 +169,7 @@ class AVETagger(TrainablePipe):
         if self.model.has_dim("nO") and self.model.get_dim("nO") is not None and self.model.get_ref("emitter").layers[0].has_param("W"):
             raise ValueError(f"{self.name}: cannot add labels to a trained tagger")
 
-    def _set_tags(self) -> None:
+    def _rebuild(self) -> None:
         tags = self.tags
         set_n_tags(self.model, len(tags))
         crf = crf_module(self.model)
@@ -191,7 +190,7 @@ class AVETagger(TrainablePipe):
             self.add_label(label)
         if not self.labels:
             raise ValueError(f"{self.name}: no attribute labels found in the training examples" + (f" of vertical {self.vertical!r}" if self.vertical else ""))
-        self._set_tags()
+        self._rebuild()
         misaligned = sum(1 for eg in examples if self._gold_tags(eg) is None)
         if misaligned:
             warnings.warn(f"{self.name}: {misaligned} of {len(examples)} training examples have gold spans that do not align with tokens; they are skipped in training")
@@ -289,29 +288,3 @@ class AVETagger(TrainablePipe):
             return {}
         suffix = self.name if self.vertical is not None else None
         return self.scorer(examples, vertical=self.vertical, key_suffix=suffix, **kwargs)
-
-    def to_bytes(self, *, exclude=tuple()) -> bytes:
-        self._validate_serialization_attrs()
-        return util.to_bytes({"cfg": lambda: srsly.json_dumps(self.cfg), "model": self.model.to_bytes}, exclude)
-
-    def from_bytes(self, bytes_data: bytes, *, exclude=tuple()) -> "AVETagger":
-        msg = srsly.msgpack_loads(bytes_data)
-        if "cfg" not in exclude:
-            self.cfg.update(srsly.json_loads(msg["cfg"]))
-        self._set_tags()
-        if "model" not in exclude:
-            self.model.from_bytes(msg["model"])
-        return self
-
-    def to_disk(self, path, *, exclude=tuple()) -> None:
-        path = util.ensure_path(path)
-        util.to_disk(path, {"cfg": lambda p: srsly.write_json(p, self.cfg), "model": lambda p: self.model.to_disk(p)}, exclude)
-
-    def from_disk(self, path, *, exclude=tuple()) -> "AVETagger":
-        path = Path(path)
-        if "cfg" not in exclude:
-            self.cfg.update(srsly.read_json(path / "cfg"))
-        self._set_tags()
-        if "model" not in exclude:
-            self.model.from_bytes((path / "model").read_bytes())
-        return self
