@@ -22,12 +22,12 @@ def slug(name: str) -> str:
 
 
 def jobs(corpus: Path, out: Path, seeds, systems, vectors, pairs):
-    """(output dir, command) per run, the long pair runs first."""
+    """(output dir, command) per run, seed by seed, so that an interrupted grid still holds complete comparisons."""
     vec = ["--vectors", str(vectors)] if vectors else []
     runs = []
-    for system in systems:
-        for seed in seeds:
-            for v1, v2 in pairs:
+    for seed in seeds:
+        for v1, v2 in pairs:
+            for system in systems:
                 base = out / f"{slug(v1)}+{slug(v2)}" / f"seed{seed}"
                 if system in ("full", "none"):
                     runs.append((base / system, ["train-pair", str(corpus / slug(v1)), str(corpus / slug(v2)), str(base / system), "--coupling", system, "--seed", str(seed), *vec]))

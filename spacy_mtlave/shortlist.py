@@ -15,9 +15,10 @@ from spacy.tokens import Doc
 
 # With top_k, a block is "dense" when more than 1/_DENSE_FRACTION of its similarities pass the threshold; its
 # candidates are then pruned with a lower bound on each row's / column's k-th largest similarity taken from the maxima
-# of groups of up to _GROUP consecutive entries, which caps them at about top_k * _GROUP per row / column.
+# of groups of up to _GROUP entries, which caps them at about top_k * _GROUP per row / column.
 _DENSE_FRACTION = 64
 _GROUP = 16
+_SAMPLE_STRIDE = 16  # every 16th row of a block estimates its density
 
 
 def context_embeddings(docs: Sequence[Doc], window: int = 1) -> Tuple[np.ndarray, np.ndarray]:
@@ -107,7 +108,8 @@ class Shortlist:
         return len(self.partners_21)
 
     def pairs(self) -> Tuple[np.ndarray, np.ndarray]:
-        """Distinct pairs in the union of both directions, sorted: (contexts of vertical 1, of vertical 2), int32 [n_pairs]."""
+        """Distinct pairs in the union of both directions, sorted: (contexts of vertical 1, contexts of vertical 2),
+        int32 [n_pairs] each."""
         codes = _pair_codes(self.partners_12, self.n2, False)
         if self.top_k is not None:
             codes = np.concatenate([codes, _pair_codes(self.partners_21, self.n2, True)])
@@ -157,8 +159,11 @@ class Shortlist:
         with Path(path).open("wb") as file_:
             np.savez(
                 file_,
-                **{f"{name}_{direction}": getattr(partners, name) for direction, partners in
-                   (("12", self.partners_12), ("21", self.partners_21)) for name in ("indptr", "indices", "sims")},
+                **{
+                    f"{name}_{direction}": getattr(partners, name)
+                    for direction, partners in (("12", self.partners_12), ("21", self.partners_21))
+                    for name in ("indptr", "indices", "sims")
+                },
                 thresh=np.float64(self.thresh),
                 top_k=np.int64(-1 if self.top_k is None else self.top_k),
                 best_similarity=np.float64(self.best_similarity),
@@ -217,21 +222,25 @@ def build_shortlist(
     mask_buffer = np.empty((b_max, m2), dtype=bool)
     for lo in range(0, m1 if m2 else 0, block_size):
         S = np.matmul(X1[lo:lo + block_size], X2.T, out=buffer[: min(block_size, m1 - lo)])
-        mask = np.greater(S, t32, out=mask_buffer[: len(S)])
-        n_pass = np.count_nonzero(mask)
-        if n_pass == 0:
+        mask = mask_buffer[: len(S)]
+        budget = S.size // _DENSE_FRACTION
+        dense = k is not None and np.count_nonzero(S[::_SAMPLE_STRIDE] > t32) * _SAMPLE_STRIDE > budget
+        if not dense:
+            np.greater(S, t32, out=mask)
+            dense = k is not None and np.count_nonzero(mask) > budget
+        if dense:  # keep only entries that can be among their row's top k
+            np.greater_equal(S, np.maximum(_kth_lower_bound(S, k, axis=1), above)[:, None], out=mask)
+        r, c, s = _entries(S, mask)
+        if len(s) == 0:
             if best_pass == -np.inf:
                 best_other = max(best_other, float(S.max()))
             continue
-        dense = k is not None and n_pass > S.size // _DENSE_FRACTION
-        if dense:
-            np.greater_equal(S, np.maximum(_kth_lower_bound(S, k, axis=1), above)[:, None], out=mask)
-        r, c, s = _entries(S, mask)
         best_pass = max(best_pass, float(s.max()))
         if k is not None:
-            if dense:
+            if dense:  # entries that beat their column's running k-th best, pruned by a bound if too many
                 floor = np.nextafter(np.maximum(col_sims[:, k - 1], t32), np.float32(np.inf))
-                np.greater_equal(S, np.maximum(floor, _kth_lower_bound(S, k, axis=0))[None, :], out=mask)
+                if np.count_nonzero(np.greater_equal(S, floor[None, :], out=mask)) > budget:
+                    np.greater_equal(S, np.maximum(floor, _kth_lower_bound(S, k, axis=0))[None, :], out=mask)
                 col_r, col_c, col_s = _entries(S, mask)
             else:
                 beats = s > col_sims[c, k - 1]
@@ -291,22 +300,18 @@ def _entries(S: np.ndarray, mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray, n
 
 
 def _kth_lower_bound(S: np.ndarray, k: int, axis: int) -> np.ndarray:
-    """Lower bound on the k-th largest value of each row (axis=1) or column (axis=0) of S [b, m]: the k-th largest of the
-    maxima of groups of consecutive entries (at least k groups); -inf where S has fewer than k entries on that axis."""
-    A = S if axis == 1 else S.T
-    length = A.shape[1]
+    """Lower bound on the k-th largest value of each row (axis=1) or column (axis=0) of S [b, m]: the k-th largest of
+    the maxima of k or more disjoint groups of entries (strided, so each is an elementwise max of contiguous slices);
+    -inf where S has fewer than k entries on that axis."""
+    length = S.shape[axis]
     if length < k:
-        return np.full(A.shape[0], -np.inf, dtype=np.float32)
+        return np.full(S.shape[1 - axis], -np.inf, dtype=np.float32)
     group = max(1, min(_GROUP, length // k))
-    full = length // group * group
+    n_groups = length // group
     if axis == 1:
-        maxima = [S[:, :full].reshape(len(S), full // group, group).max(axis=2)]
+        maxima = S[:, : group * n_groups].reshape(len(S), group, n_groups).max(axis=1)
     else:
-        maxima = [S[:full].reshape(full // group, group, S.shape[1]).max(axis=1).T]
-    if full < length:
-        maxima.append(A[:, full:].max(axis=1)[:, None])
-    maxima = np.concatenate(maxima, axis=1) if len(maxima) > 1 else maxima[0]
-    n_groups = maxima.shape[1]
+        maxima = S[: group * n_groups].reshape(group, n_groups, S.shape[1]).max(axis=0).T
     return np.partition(maxima, n_groups - k, axis=1)[:, n_groups - k]
 
 

@@ -45,7 +45,8 @@ def reference(U1, U2, thresh, top_k):
     def lists(S, valid):
         result = []
         for row, ok in zip(S, valid):
-            js = sorted((j for j in range(len(row)) if ok[j] and row[j] > np.float32(thresh)), key=lambda j: (-row[j], j))
+            js = [j for j in range(len(row)) if ok[j] and row[j] > np.float32(thresh)]
+            js.sort(key=lambda j: (-row[j], j))
             result.append([(j, float(row[j])) for j in js[:top_k]])
         return result
 
@@ -145,8 +146,9 @@ def test_summary_reports_partner_count_distribution():
     assert shortlist.partner_counts("12").tolist() == [3, 3, 1, 0]
     assert shortlist.partner_counts("21").tolist() == [2, 2, 2, 1]
     summary = shortlist.summary()
-    assert summary["partners_12"] == {"min": 0.0, "median": 2.0, "mean": 1.75, "p90": 3.0, "max": 3.0, "n_with_partner": 3}
-    assert summary["partners_21"] == {"min": 1.0, "median": 2.0, "mean": 1.75, "p90": 2.0, "max": 2.0, "n_with_partner": 4}
+    stats = ("min", "median", "mean", "p90", "max", "n_with_partner")
+    assert summary["partners_12"] == dict(zip(stats, [0.0, 2.0, 1.75, 3.0, 3.0, 3]))
+    assert summary["partners_21"] == dict(zip(stats, [1.0, 2.0, 1.75, 2.0, 2.0, 4]))
     assert summary["n_pairs"] == 7 and summary["n1"] == 4 and summary["n2"] == 4
     assert summary["thresh"] == 0.5 and summary["top_k"] is None and summary["best_similarity"] == 1.0
     assert summary["build_seconds"] == shortlist.build_seconds >= 0.0
