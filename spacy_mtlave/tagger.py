@@ -97,6 +97,18 @@ def pad_scores(scores: Sequence[Floats2d], n_tags: int) -> Tuple[numpy.ndarray, 
     return emissions, mask
 
 
+def length_buckets(lengths: Sequence[int]) -> List[List[int]]:
+    """Indices of the non-empty docs grouped so that, within a group, the longest is at most twice the shortest."""
+    order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: -lengths[i])
+    buckets: List[List[int]] = []
+    for i in order:
+        if buckets and lengths[buckets[-1][0]] <= 2 * lengths[i]:
+            buckets[-1].append(i)
+        else:
+            buckets.append([i])
+    return buckets
+
+
 @Language.factory(
     "ave_tagger",
     assigns=["doc.ents", "doc.spans", "span._.confidence"],
@@ -206,13 +218,20 @@ class AVETagger(SizedFromCfg, TrainablePipe):
         return self.decode(scores)
 
     def decode(self, scores: Sequence[Floats2d]) -> List[Tuple[List[int], numpy.ndarray]]:
+        """Viterbi paths and the marginal of each chosen tag, in length buckets (a doc is never padded to more than
+        twice its length, so one long description does not slow down a batch of titles)."""
         crf = crf_module(self.model)
-        emissions, mask = pad_scores([self.model.ops.to_numpy(s) for s in scores], len(self.tags))
-        with torch.no_grad():
-            em, m = torch.from_numpy(emissions), torch.from_numpy(mask)
-            paths = crf.decode(em, m, constrained=self.cfg["bio_constraints"])
-            marginals = crf.marginals(em, m).numpy()
-        return [(path, marginals[i, numpy.arange(len(path)), path] if path else numpy.zeros(0, dtype="float32")) for i, path in enumerate(paths)]
+        scores = [self.model.ops.to_numpy(s) for s in scores]
+        out: List[Tuple[List[int], numpy.ndarray]] = [([], numpy.zeros(0, dtype="float32"))] * len(scores)
+        for bucket in length_buckets([len(s) for s in scores]):
+            emissions, mask = pad_scores([scores[i] for i in bucket], len(self.tags))
+            with torch.no_grad():
+                em, m = torch.from_numpy(emissions), torch.from_numpy(mask)
+                paths = crf.decode(em, m, constrained=self.cfg["bio_constraints"])
+                marginals = crf.marginals(em, m).numpy()
+            for row, (i, path) in enumerate(zip(bucket, paths)):
+                out[i] = (path, marginals[row, numpy.arange(len(path)), path])
+        return out
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[Tuple[List[int], numpy.ndarray]]) -> None:
         tags = self.tags

@@ -122,3 +122,13 @@ def test_train_cli_reports_missing_corpus(tmp_path):
     assert result.exit_code == 2
     assert "train.spacy: not found" in result.output
     assert "Traceback" not in result.output
+
+
+def test_length_buckets_cover_every_non_empty_doc_once():
+    from spacy_mtlave.tagger import length_buckets
+
+    lengths = [3, 0, 40, 7, 4, 80, 1, 2, 0, 39]
+    buckets = length_buckets(lengths)
+    assert sorted(i for b in buckets for i in b) == [i for i, n in enumerate(lengths) if n]
+    for bucket in buckets:
+        assert max(lengths[i] for i in bucket) <= 2 * min(lengths[i] for i in bucket)
