@@ -36,8 +36,19 @@ def vectors_cmd(output_dir: Path = typer.Argument(..., help="Where to write the 
     typer.echo(f"wrote {build_glove_vectors(output_dir)}")
 
 
-@app.command("train")
+OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def config_overrides(ctx: typer.Context) -> dict:
+    """spaCy-style config overrides from the extra arguments: ``--training.max_epochs 20``."""
+    from spacy.cli._util import parse_config_overrides
+
+    return parse_config_overrides(ctx.args)
+
+
+@app.command("train", context_settings=OVERRIDES)
 def train_cmd(
+    ctx: typer.Context,
     corpus_dir: Path = typer.Argument(..., help="Folder with train.spacy and dev.spacy (from 'convert')"),
     output_dir: Path = typer.Argument(..., help="Training output; the pipeline is OUTPUT_DIR/model-best"),
     config: Optional[Path] = typer.Option(None, help="Training config (default: configs/single.cfg)"),
@@ -45,18 +56,19 @@ def train_cmd(
     seed: int = typer.Option(0, help="Random seed"),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many updates"),
 ) -> None:
-    """Train one vertical's BiLSTM-CRF attribute tagger."""
+    """Train one vertical's BiLSTM-CRF attribute tagger. Extra --section.key value arguments override the config."""
     from .train import train_vertical
 
     try:
-        best = train_vertical(corpus_dir, output_dir, config=config, vectors=vectors, seed=seed, max_steps=max_steps)
+        best = train_vertical(corpus_dir, output_dir, config=config, vectors=vectors, seed=seed, max_steps=max_steps, overrides=config_overrides(ctx))
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))
     typer.echo(f"trained pipeline: {best}")
 
 
-@app.command("train-pair")
+@app.command("train-pair", context_settings=OVERRIDES)
 def train_pair_cmd(
+    ctx: typer.Context,
     corpus_v1: Path = typer.Argument(..., help="First vertical's folder with train.spacy and dev.spacy"),
     corpus_v2: Path = typer.Argument(..., help="Second vertical's folder"),
     output_dir: Path = typer.Argument(..., help="Writes OUTPUT_DIR/<slug>/ per vertical, attention.json and joint/"),
@@ -66,11 +78,14 @@ def train_pair_cmd(
     coupling: str = typer.Option("full", help="none (hard sharing) | cce | lce | full"),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many updates"),
 ) -> None:
-    """Train two verticals jointly: shared tok2vec, one CRF head each, tied by the coupling loss."""
+    """Train two verticals jointly: shared tok2vec, one CRF head each, tied by the coupling loss. Extra --section.key
+    value arguments override the config (e.g. --components.coupling.thresh 0.9)."""
     from .train import train_pair
 
     try:
-        outputs = train_pair(corpus_v1, corpus_v2, output_dir, config=config, vectors=vectors, seed=seed, coupling=coupling, max_steps=max_steps)
+        outputs = train_pair(
+            corpus_v1, corpus_v2, output_dir, config=config, vectors=vectors, seed=seed, coupling=coupling, max_steps=max_steps, overrides=config_overrides(ctx)
+        )
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))
     for vertical, path in outputs.items():

@@ -74,6 +74,7 @@ class CouplingLoss(nn.Module):
         k: int = 3,
         n_buckets: int = 4096,
         label_dim: int = 32,
+        label_init_std: float = 0.1,
         use_context: bool = True,
         use_label: bool = True,
     ) -> None:
@@ -84,7 +85,7 @@ class CouplingLoss(nn.Module):
         self.use_label = use_label
         self.a1 = nn.Parameter(torch.ones(dim))
         self.a2 = nn.Parameter(torch.ones(dim))
-        self.label_table = nn.Parameter(torch.randn(n_buckets, label_dim) * 0.1)
+        self.label_table = nn.Parameter(torch.randn(n_buckets, label_dim) * label_init_std)
         for vertical, tags in ((1, tags1), (2, tags2)):
             if not tags:
                 raise ValueError(f"tags{vertical} must not be empty")

@@ -66,15 +66,24 @@ def create_vertical_batcher(size: int) -> Callable[[Iterable[Example]], Iterator
 @util.registry.architectures("spacy_mtlave.CouplingModel.v1")
 def build_coupling_model(tok2vec: Model[List[Doc], List[Floats2d]], k: int = 3, n_buckets: int = 4096, label_dim: int = 32) -> Model:
     """A tok2vec listener (the coupling reuses the batch's shared encoder pass) and a wrapped :class:`CouplingLoss`,
-    sized for the two taggers' tag sets when the component is initialized."""
-    loss = PyTorchWrapper(CouplingLoss(1, ["O"], ["O"], k=k, n_buckets=n_buckets, label_dim=label_dim), convert_inputs=_coupling_inputs)
-    return Model(
-        "ave_coupling",
-        _no_forward,
-        layers=[tok2vec, loss],
-        refs={"tok2vec": tok2vec, "loss": loss},
-        attrs={"hyperparams": {"k": k, "n_buckets": n_buckets, "label_dim": label_dim}},
-    )
+    sized for the two taggers' tag sets when the component is initialized. Label k-gram table initialised with
+    std 0.1 (label attention starts nearly uniform)."""
+    return _coupling_model(tok2vec, {"k": k, "n_buckets": n_buckets, "label_dim": label_dim, "label_init_std": 0.1})
+
+
+@util.registry.architectures("spacy_mtlave.CouplingModel.v2")
+def build_coupling_model_v2(
+    tok2vec: Model[List[Doc], List[Floats2d]], k: int = 3, n_buckets: int = 4096, label_dim: int = 32, label_init_std: float = 1.0
+) -> Model:
+    """As v1, with the label k-gram table's init scale configurable (default 1.0): a tag's label vector is a mean of
+    its k-gram rows, so with std 1.0 the label attention starts out preferring partners whose tag names share
+    k-grams (identical names: dot product ~ label_dim / n_kgrams) instead of being uniform."""
+    return _coupling_model(tok2vec, {"k": k, "n_buckets": n_buckets, "label_dim": label_dim, "label_init_std": label_init_std})
+
+
+def _coupling_model(tok2vec: Model, hyperparams: Dict) -> Model:
+    loss = PyTorchWrapper(CouplingLoss(1, ["O"], ["O"], **hyperparams), convert_inputs=_coupling_inputs)
+    return Model("ave_coupling", _no_forward, layers=[tok2vec, loss], refs={"tok2vec": tok2vec, "loss": loss}, attrs={"hyperparams": hyperparams})
 
 
 def _no_forward(model: Model, docs: List[Doc], is_train: bool):

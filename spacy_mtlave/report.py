@@ -4,7 +4,7 @@ coupling's label-label attention and write Markdown, JSON and PNG files to one r
 import os
 import statistics
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -39,10 +39,15 @@ class Run:
     seed: int
     config: str
     verticals: Dict[str, Tuple[Path, Path]]
+    overrides: Dict[str, Any] = field(default_factory=dict)
 
     @property
     def system(self) -> str:
-        return system_name(self.kind, self.coupling, self.config)
+        """The system name, with the run's command-line config overrides (``full coupling (label_init_std=1.0)``)."""
+        name = system_name(self.kind, self.coupling, self.config)
+        if self.overrides:
+            name += " (" + ", ".join(f"{key.rsplit('.', 1)[-1]}={value}" for key, value in sorted(self.overrides.items())) + ")"
+        return name
 
 
 def system_name(kind: str, coupling: str, config: str = "") -> str:
@@ -65,7 +70,7 @@ def read_run(run_dir: Path) -> Run:
     if missing or not info["verticals"]:
         raise ValueError(f"{path}: missing {', '.join(missing) or 'verticals'}")
     verticals = {v: ((run_dir / e["model"]).resolve(), (run_dir / e["corpus"]).resolve()) for v, e in info["verticals"].items()}
-    return Run(run_dir, info["kind"], info["coupling"], int(info["seed"]), str(info.get("config", "")), verticals)
+    return Run(run_dir, info["kind"], info["coupling"], int(info["seed"]), str(info.get("config", "")), verticals, info.get("overrides", {}))
 
 
 def _newest_mtime(path: Path) -> float:

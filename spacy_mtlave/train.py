@@ -51,12 +51,15 @@ def train_vertical(
     spacy_train(config, Path(output_dir), overrides=settings)
     best = Path(output_dir) / "model-best"
     vertical = corpus_vertical(paths["train"], required=False) or Path(corpus_dir).name
-    write_run_info(output_dir, "single", "single", seed, config, {vertical: (best, Path(corpus_dir))})
+    write_run_info(output_dir, "single", "single", seed, config, {vertical: (best, Path(corpus_dir))}, overrides)
     return best
 
 
-def write_run_info(output_dir: Path, kind: str, coupling: str, seed: int, config: Path, verticals: Dict[str, Tuple[Path, Path]]) -> None:
-    """``OUTPUT_DIR/run.json``: what ``report`` needs to find a run's pipelines and corpora (paths relative to it)."""
+def write_run_info(
+    output_dir: Path, kind: str, coupling: str, seed: int, config: Path, verticals: Dict[str, Tuple[Path, Path]], overrides: Optional[Dict[str, Any]] = None
+) -> None:
+    """``OUTPUT_DIR/run.json``: what ``report`` needs to find a run's pipelines and corpora (paths relative to it), and
+    the config overrides given on the command line."""
     import os
 
     import srsly
@@ -67,6 +70,7 @@ def write_run_info(output_dir: Path, kind: str, coupling: str, seed: int, config
         "coupling": coupling,
         "seed": seed,
         "config": str(config),
+        "overrides": dict(overrides or {}),
         "verticals": {v: {"model": os.path.relpath(Path(m).resolve(), out), "corpus": os.path.relpath(Path(c).resolve(), out)} for v, (m, c) in verticals.items()},
     })
 
@@ -131,5 +135,5 @@ def train_pair(
     srsly.write_json(output_dir / "attention.json", label_attention(joint, [p["train"] for p in paths]))
     outputs = {v: split_vertical(joint, f"tagger_v{i}", output_dir / slugify(v)) for i, v in enumerate(verticals, start=1)}
     corpora = {verticals[0]: Path(corpus1), verticals[1]: Path(corpus2)}
-    write_run_info(output_dir, "pair", coupling, seed, config, {v: (path, corpora[v]) for v, path in outputs.items()})
+    write_run_info(output_dir, "pair", coupling, seed, config, {v: (path, corpora[v]) for v, path in outputs.items()}, overrides)
     return outputs

@@ -155,3 +155,18 @@ def test_train_pair_cli_errors(data_dir, tmp_path):
     assert result.exit_code == 2 and "no training docs" in result.output
     result = runner.invoke(app, ["train-pair", str(data_dir / "coffee"), str(data_dir / "tea"), str(tmp_path / "out"), "--coupling", "strong"])
     assert result.exit_code == 2 and "--coupling must be one of" in result.output
+
+
+def test_train_pair_cli_takes_config_overrides(data_dir, tmp_path):
+    from spacy_mtlave.report import read_run
+
+    extra = [arg for key, value in TINY.items() for arg in (f"--{key}", json.dumps(value))]
+    out = tmp_path / "cli"
+    args = ["train-pair", str(data_dir / "coffee"), str(data_dir / "tea"), str(out), "--vectors", str(data_dir / "vectors"), "--max-steps", "5"]
+    result = CliRunner().invoke(app, args + extra + ["--components.coupling.model.label_init_std", "1.0"])
+    assert result.exit_code == 0, result.output
+    run = read_run(out)
+    assert run.overrides["components.coupling.model.label_init_std"] == 1.0
+    assert run.system.startswith("full coupling (") and "label_init_std=1.0" in run.system
+    joint = spacy.load(out / "joint" / "model-last")
+    assert joint.config["components"]["coupling"]["model"]["label_init_std"] == 1.0
