@@ -1,6 +1,6 @@
 """Train the benchmark grid behind docs/results.md: for every vertical pair of BENCHMARK.md and every seed, the two
-single-task taggers, the pair with hard sharing only (--coupling none) and with full coupling, and spaCy's `ner`
-(configs/baseline_ner.cfg) per vertical. Runs `python -m spacy_mtlave ...` in --jobs parallel processes (one torch
+single-task taggers, the pair with hard sharing only (--coupling none), with full coupling, and with full coupling plus a k-gram
+prior on the label attention (full_kgram), and spaCy's `ner` (configs/baseline_ner.cfg) per vertical. Runs `python -m spacy_mtlave ...` in --jobs parallel processes (one torch
 thread each), skips runs whose run.json exists, and prints the `report` command for the finished runs.
 
     python benchmarks/run_results.py --corpus corpus --out training/results --seeds 0 1 2 --jobs 2
@@ -14,7 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 PAIRS = [("Coffee", "Tea"), ("Laundry Detergent", "Sunscreen"), ("Conditioner", "Vitamin"), ("Shoes", "Toothbrush"), ("Breakfast Cereal", "Safety Mask")]
-SYSTEMS = ("full", "none", "single", "ner")
+SYSTEMS = ("full", "none", "single", "ner", "full_kgram")
+# extra config overrides of a system (see docs/results.md: label attention with a k-gram name prior)
+VARIANTS = {"full_kgram": ("full", ["--components.coupling.model.label_init_std", "1.0"])}
 
 
 def slug(name: str) -> str:
@@ -29,8 +31,9 @@ def jobs(corpus: Path, out: Path, seeds, systems, vectors, pairs):
         for v1, v2 in pairs:
             for system in systems:
                 base = out / f"{slug(v1)}+{slug(v2)}" / f"seed{seed}"
-                if system in ("full", "none"):
-                    runs.append((base / system, ["train-pair", str(corpus / slug(v1)), str(corpus / slug(v2)), str(base / system), "--coupling", system, "--seed", str(seed), *vec]))
+                if system in ("full", "none", *VARIANTS):
+                    coupling, extra = VARIANTS.get(system, (system, []))
+                    runs.append((base / system, ["train-pair", str(corpus / slug(v1)), str(corpus / slug(v2)), str(base / system), "--coupling", coupling, "--seed", str(seed), *vec, *extra]))
                 else:
                     for v in (v1, v2):
                         cfg = ["--config", "configs/baseline_ner.cfg"] if system == "ner" else []
