@@ -368,13 +368,14 @@ def figure4(runs: Sequence[Run], output_dir: Path, top_k: int = 10) -> List[Dict
     for run in runs:
         if run.kind == "pair" and run.coupling != "none" and (run.path / "attention.json").is_file():
             attention = srsly.read_json(run.path / "attention.json")
-            groups.setdefault((tuple(attention["verticals"]), run.coupling), []).append(run)
+            groups.setdefault((tuple(attention["verticals"]), run.system), []).append(run)
     figures = []
-    for (verticals, coupling), group in sorted(groups.items()):
+    for (verticals, system), group in sorted(groups.items()):
         attention = average_attention([srsly.read_json(r.path / "attention.json") for r in group])
-        name = f"attention_{slugify(verticals[0])}_{slugify(verticals[1])}" + ("" if coupling == "full" else f"_{coupling}")
+        suffix = "" if system == PAIR_SYSTEMS["full"] else "_" + slugify(system.replace(PAIR_SYSTEMS["full"], "full"))
+        name = f"attention_{slugify(verticals[0])}_{slugify(verticals[1])}{suffix}"
         seeds = sorted(r.seed for r in group)
-        title = f"{verticals[0]} + {verticals[1]} ({PAIR_SYSTEMS[coupling]}, {len(seeds)} seed(s)): label-label attention, rows normalised"
+        title = f"{verticals[0]} + {verticals[1]} ({system}, {len(seeds)} seed(s)): label-label attention, rows normalised"
         plot_attention(attention, Path(output_dir) / f"{name}.png", title)
         tags = (attention["tags1"], attention["tags2"])
         terms = {}
@@ -384,7 +385,7 @@ def figure4(runs: Sequence[Run], output_dir: Path, top_k: int = 10) -> List[Dict
                 "alignment": alignment_score(attention[key], tags[side], tags[1 - side]),
                 "top_pairs": top_pairs(attention[key], tags[side], tags[1 - side], top_k),
             }
-        figures.append({"verticals": list(verticals), "system": PAIR_SYSTEMS[coupling], "seeds": seeds,
+        figures.append({"verticals": list(verticals), "system": system, "seeds": seeds,
                         "runs": [str(r.path) for r in group], "png": f"{name}.png", "terms": terms})
     return figures
 
