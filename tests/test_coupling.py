@@ -215,7 +215,7 @@ def test_padding_rows_and_empty_batch_contribute_nothing():
     batch12, batch21 = make_pair([2, 3], [1, 2])
     garbage = make_batch([0], len(TAGS1), len(TAGS2), seed=3)  # y_partner -1
     garbage = garbage._replace(s_partner=torch.full_like(garbage.s_partner, math.inf))
-    padded12 = PairBatch(*(torch.cat([x, g]) for x, g in zip(batch12, garbage)))
+    padded12 = PairBatch(*(None if x is None else torch.cat([x, g]) for x, g in zip(batch12, garbage)))
     padded12.s_partner.requires_grad_(True)
     base, with_empty_row = loss.terms(batch12, batch21), loss.terms(padded12, batch21)
     for key in base:
@@ -304,3 +304,18 @@ def test_label_label_attention():
     np.testing.assert_allclose(mean, [[0.3, 0.85], [0, 0], [0.3, 0.35]])
     with pytest.raises(ValueError, match="y_partner"):
         label_label_attention(attention, y_anchor, y_partner, mask, 3, 1)
+
+
+def test_sampled_pairs_restrict_the_sum_not_the_softmax():
+    """A minibatch of pairs drawn from L: attention is normalised over the whole partner set, only drawn pairs count."""
+    loss = make_loss()
+    batch12, batch21 = make_pair([3, 2], [2, 2])
+    sampled = torch.zeros_like(batch12.mask)
+    sampled[0, 1] = True
+    drawn = batch12._replace(sampled=sampled)
+    attention = loss.context_attention(batch12, "12")
+    expected = attention[0, 1] * (batch12.s_anchor[0] - batch12.s_partner[0, 1]).abs()
+    empty21 = batch21._replace(sampled=torch.zeros_like(batch21.mask))
+    torch.testing.assert_close(loss.terms(drawn, empty21)["cce"], expected)
+    torch.testing.assert_close(loss.context_attention(drawn, "12"), attention)
+    assert loss.terms(drawn, empty21)["cce_rev"] == 0
