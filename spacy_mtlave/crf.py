@@ -4,6 +4,7 @@ Shapes: B = batch, L = padded length, T = number of tags. `mask` is a bool
 [B, L] tensor whose True entries are a prefix of each row (rows may be empty).
 """
 import math
+from functools import lru_cache
 from typing import Callable, Iterable, List, Tuple
 
 import torch
@@ -195,6 +196,7 @@ def spans_from_bio(tags: List[str]) -> List[Tuple[int, int, str]]:
     return spans
 
 
+@lru_cache(maxsize=4096)
 def _parse_tag(name: str) -> Tuple[str, str]:
     """("O", "") for "O", else (prefix, label) for "B-<label>" / "I-<label>"."""
     if name == "O":

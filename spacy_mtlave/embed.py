@@ -7,7 +7,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy
 import torch
-from spacy.attrs import LOWER
+from spacy.attrs import LOWER, ORTH
 from spacy.ml.featureextractor import FeatureExtractor
 from spacy.tokens import Doc
 from spacy.util import registry
@@ -169,9 +169,11 @@ def _char_forward(model: Model, docs: List[Doc], is_train: bool):
     if int(lengths.sum()) == 0:
         return Ragged(model.ops.alloc2f(0, width), lengths), lambda dY: []
     max_chars = model.attrs["max_chars"]
-    vocab: dict = {}
-    token_rows = numpy.asarray([vocab.setdefault(t.text, len(vocab)) for doc in docs for t in doc], dtype="int64")
-    words = [char_ids(text, max_chars) for text in vocab]
+    strings = docs[0].vocab.strings
+    vocab: dict = {}  # ORTH key -> row, in order of first occurrence
+    keys = numpy.concatenate([doc.to_array(ORTH) for doc in docs]).tolist()
+    token_rows = numpy.asarray([vocab.setdefault(key, len(vocab)) for key in keys], dtype="int64")
+    words = [char_ids(strings[key], max_chars) for key in vocab]
     word_lengths = numpy.asarray([len(w) for w in words], dtype="int64")
     chars = numpy.zeros((len(words), int(word_lengths.max())), dtype="int64")
     for i, ids in enumerate(words):

@@ -132,3 +132,27 @@ def test_length_buckets_cover_every_non_empty_doc_once():
     assert sorted(i for b in buckets for i in b) == [i for i, n in enumerate(lengths) if n]
     for bucket in buckets:
         assert max(lengths[i] for i in bucket) <= 2 * min(lengths[i] for i in bucket)
+
+
+def test_span_mean_equals_numpy_mean():
+    import numpy
+
+    from spacy_mtlave.tagger import span_mean
+
+    probs = numpy.random.RandomState(0).rand(50).astype("float32")
+    for start, end in [(0, 1), (3, 9), (0, 50), (49, 50)]:
+        assert span_mean(probs, start, end) == float(probs[start:end].mean())
+
+
+def test_gold_fast_path_equals_spacy_alignment(data_dir):
+    from spacy_mtlave.tagger import same_tokens_bio
+
+    nlp = spacy.blank("en")
+    docs = list(DocBin().from_disk(data_dir / "coffee" / "train.spacy").get_docs(nlp.vocab))
+    for ref in docs[:20]:
+        eg = Example(nlp.make_doc(ref.text), ref)
+        biluo = eg.get_aligned_ner()
+        expected = ["O" if t == "O" else ("B-" if t[0] in "BU" else "I-") + t[2:] for t in biluo]
+        assert same_tokens_bio(eg) == expected
+    other = Example(Doc(nlp.vocab, words=["Acmered", "coffee"]), docs[0])
+    assert same_tokens_bio(other) is None
