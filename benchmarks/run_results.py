@@ -1,6 +1,6 @@
 """Train the benchmark grid behind docs/results.md: for every vertical pair of BENCHMARK.md and every seed, the two
 single-task taggers, the pair with hard sharing only (--coupling none), with full coupling, and with full coupling plus a k-gram
-prior on the label attention (full_kgram), and spaCy's `ner` (configs/baseline_ner.cfg) per vertical. Runs `python -m spacy_mtlave ...` in --jobs parallel processes (one torch
+prior on the label attention (full_kgram; full_kgram_attr also leaves O contexts out of L), and spaCy's `ner` (configs/baseline_ner.cfg) per vertical. Runs `python -m spacy_mtlave ...` in --jobs parallel processes (one torch
 thread each), skips runs whose run.json exists, and prints the `report` command for the finished runs.
 
     python benchmarks/run_results.py --corpus corpus --out training/results --seeds 0 1 2 --jobs 2
@@ -14,9 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 PAIRS = [("Coffee", "Tea"), ("Laundry Detergent", "Sunscreen"), ("Conditioner", "Vitamin"), ("Shoes", "Toothbrush"), ("Breakfast Cereal", "Safety Mask")]
-SYSTEMS = ("full", "none", "single", "ner", "full_kgram")
+SYSTEMS = ("full", "none", "single", "ner", "full_kgram", "full_kgram_attr")
 # extra config overrides of a system (see docs/results.md: label attention with a k-gram name prior)
-VARIANTS = {"full_kgram": ("full", ["--components.coupling.model.label_init_std", "1.0"])}
+VARIANTS = {
+    "full_kgram": ("full", ["--components.coupling.model.label_init_std", "1.0"]),
+    "full_kgram_attr": ("full", ["--components.coupling.model.label_init_std", "1.0", "--components.coupling.skip_outside", "true"]),
+}
 
 
 def slug(name: str) -> str:

@@ -125,6 +125,7 @@ def _coupling_inputs(model: Model, X: Tuple[PairBatch, PairBatch], is_train: boo
         "window": 1,
         "top_k": 10,
         "batch_size": 30,
+        "skip_outside": False,
     },
 )
 def make_ave_coupling(
@@ -138,18 +139,20 @@ def make_ave_coupling(
     window: int,
     top_k: Optional[int],
     batch_size: int,
+    skip_outside: bool,
 ) -> "CouplingComponent":
     """The paper's coupling loss between two vertical-bound ``ave_tagger`` components sharing one tok2vec.
 
     mode: "none" (hard sharing only), "cce" (context attention), "lce" (label attention) or "full" (TCE).
     Each update draws ``batch_size`` pairs of L in each direction (v1 -> v2 and v2 -> v1) among the contexts of
     the update's docs; attention is normalised over each anchor's whole partner set in L (at most top_k).
+    skip_outside: leave contexts whose gold tag is ``O`` out of L, so that only attribute tokens are coupled.
     """
     if mode not in MODES:
         raise ValueError(f"{name}: mode must be one of {MODES}, got {mode!r}")
     if len(taggers) != 2:
         raise ValueError(f"{name}: 'taggers' must name exactly two ave_tagger components, got {taggers}")
-    cfg = {"taggers": taggers, "mode": mode, "weight": weight, "thresh": thresh, "window": window, "top_k": top_k, "batch_size": batch_size}
+    cfg = {"taggers": taggers, "mode": mode, "weight": weight, "thresh": thresh, "window": window, "top_k": top_k, "batch_size": batch_size, "skip_outside": skip_outside}
     return CouplingComponent(nlp.vocab, model, name, cfg)
 
 
@@ -253,7 +256,9 @@ class _TrainingState:
             if not kept:
                 raise ValueError(f"{component.name}: vertical {tagger.vertical!r} has no usable training docs")
             sides.append(_VerticalContexts(tagger.vertical, [d for d, _ in kept], [g for _, g in kept], cfg["window"]))
-        shortlist = build_shortlist(sides[0].U, sides[1].U, cfg["thresh"], top_k=cfg["top_k"])
+        # a zero window embedding never matches: that is how O contexts are left out of L
+        U1, U2 = (side.U * (side.tags != 0)[:, None] if cfg.get("skip_outside") else side.U for side in sides)
+        shortlist = build_shortlist(U1, U2, cfg["thresh"], top_k=cfg["top_k"])
         msg.info(f"{component.name}: shortlist L {srsly.json_dumps(shortlist.summary())}")
         if shortlist.n_pairs() == 0:
             warnings.warn(

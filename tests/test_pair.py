@@ -170,3 +170,12 @@ def test_train_pair_cli_takes_config_overrides(data_dir, tmp_path):
     assert run.system.startswith("full coupling (") and "label_init_std=1.0" in run.system
     joint = spacy.load(out / "joint" / "model-last")
     assert joint.config["components"]["coupling"]["model"]["label_init_std"] == 1.0
+
+
+def test_skip_outside_leaves_o_contexts_out_of_the_shortlist(data_dir):
+    state = joint_nlp(data_dir, **{"components.coupling.skip_outside": True}).get_pipe("coupling")._state
+    c1, c2 = state.shortlist.pairs()
+    assert len(c1) > 0
+    assert (state.sides[0].tags[c1] != 0).all() and (state.sides[1].tags[c2] != 0).all()
+    full = joint_nlp(data_dir).get_pipe("coupling")._state
+    assert (full.sides[0].tags[full.shortlist.pairs()[0]] == 0).any()
