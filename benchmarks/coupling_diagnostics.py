@@ -26,7 +26,7 @@ def diagnose(run_dir: Path) -> dict:
     taggers = [nlp.get_pipe(name) for name in coupling.cfg["taggers"]]
     corpora = {v: (run_dir / e["corpus"]).resolve() for v, e in info["verticals"].items()}
     paths = {f"v{i}": str(corpora[t.vertical] / "train.spacy") for i, t in enumerate(taggers, start=1)}
-    state = _TrainingState.build(coupling, taggers, list(create_vertical_corpus(paths)(nlp)))
+    state = _TrainingState.build_all(coupling, taggers, list(create_vertical_corpus(paths)(nlp)))["0-1"]
     tags = [numpy.asarray(coupling.cfg["tags1"]), numpy.asarray(coupling.cfg["tags2"])]
     c1, c2 = state.shortlist.pairs()
     t1, t2 = tags[0][state.sides[0].tags[c1]], tags[1][state.sides[1].tags[c2]]
@@ -39,7 +39,7 @@ def diagnose(run_dir: Path) -> dict:
         "one side O": float(numpy.mean(o1 != o2)),
         "different tags": float(numpy.mean(~o1 & ~o2 & (t1 != t2))),
     }
-    module = coupling.module
+    module = state.module(coupling)
     anchors = numpy.flatnonzero(state.partners[0].counts())
     partners, mask = state._padded(0, anchors)
     A, P = state.sides

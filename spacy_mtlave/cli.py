@@ -1,6 +1,6 @@
 """The command line: ``python -m spacy_mtlave COMMAND``. Each command is thin over a library function."""
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -90,6 +90,64 @@ def train_pair_cmd(
         fail(str(err))
     for vertical, path in outputs.items():
         typer.echo(f"{vertical}: {path}")
+
+
+@app.command("train-group", context_settings=OVERRIDES)
+def train_group_cmd(
+    ctx: typer.Context,
+    paths: List[str] = typer.Argument(..., metavar="CORPUS_DIR... OUTPUT_DIR", help="Two or more vertical folders (train.spacy, dev.spacy), then the output folder"),
+    config: Optional[Path] = typer.Option(None, help="Pair config used as the template of every head (default: configs/pair.cfg)"),
+    vectors: Optional[Path] = typer.Option(None, help="Vectors pipeline (default: GloVe, built once and cached)"),
+    seed: int = typer.Option(0, help="Random seed"),
+    coupling: str = typer.Option("full", help="none (hard sharing) | cce | lce | full"),
+    partners: int = typer.Option(0, help="Couple each vertical with its N best suggested partners only (0: every pair)"),
+    max_steps: Optional[int] = typer.Option(None, help="Stop after this many updates"),
+) -> None:
+    """Train N verticals jointly: one shared tok2vec, one CRF head per vertical, the coupling loss over pairs of
+    verticals, two verticals per batch. Writes OUTPUT_DIR/<slug>/ per vertical. Extra --section.key value arguments
+    (after the folders) override the config."""
+    from .group import train_group
+
+    tokens = list(paths) + list(ctx.args)
+    cut = next((i for i, token in enumerate(tokens) if token.startswith("--")), len(tokens))
+    if cut < 3:
+        fail(f"train-group needs at least two CORPUS_DIRs and an OUTPUT_DIR, got {tokens[:cut]}")
+    try:
+        from spacy.cli._util import parse_config_overrides
+
+        outputs = train_group(
+            [Path(p) for p in tokens[: cut - 1]], Path(tokens[cut - 1]), config=config, vectors=vectors, seed=seed,
+            coupling=coupling, partners=partners, max_steps=max_steps, overrides=parse_config_overrides(tokens[cut:]),
+        )
+    except (ValueError, FileNotFoundError) as err:
+        fail(str(err))
+    for vertical, path in outputs.items():
+        typer.echo(f"{vertical}: {path}")
+
+
+@app.command("suggest-partners")
+def suggest_partners_cmd(
+    corpus_root: Path = typer.Argument(..., help="Folder of vertical folders with train.spacy (from 'convert')"),
+    vectors: Optional[Path] = typer.Option(None, help="Vectors pipeline (default: GloVe, built once and cached)"),
+    thresh: float = typer.Option(0.8, help="Cosine threshold of the shortlist density"),
+    top: int = typer.Option(3, help="Partners shown per vertical"),
+    output: Optional[Path] = typer.Option(None, help="Write every vertical's full ranking as JSON"),
+) -> None:
+    """Rank each vertical's partner verticals from the training data alone: label-name k-gram similarity and
+    shortlist density of attribute tokens (no training)."""
+    import srsly
+
+    from .partners import corpus_folders, partners_markdown, suggest_partners
+    from .vectors import ensure_glove_vectors
+
+    try:
+        suggestions = suggest_partners(corpus_folders(corpus_root), ensure_glove_vectors(vectors), thresh=thresh)
+    except (ValueError, OSError) as err:
+        fail(str(err))
+    typer.echo(partners_markdown(suggestions, top=top))
+    if output is not None:
+        srsly.write_json(output, suggestions)
+        typer.echo(f"wrote {output}", err=True)
 
 
 @app.command("convert")

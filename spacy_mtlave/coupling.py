@@ -164,6 +164,30 @@ class CouplingLoss(nn.Module):
         _check_ids(batch.y_partner[batch.mask], n_partner, "y_partner")
 
 
+class PairwiseCouplingLoss(nn.Module):
+    """TCE for several vertical pairs at once: one :class:`CouplingLoss` (its own attention vectors a1, a2 [dim]) per
+    coupled pair of verticals, keyed ``"i-j"`` (indices into ``tags``), all sharing one label k-gram table
+    [n_buckets, label_dim], so a tag name gets the same label vector in every pair it is coupled in."""
+
+    def __init__(self, dim: int, tags: Sequence[Sequence[str]], pairs: Sequence[Tuple[int, int]], **kwargs) -> None:
+        super().__init__()
+        if not pairs:
+            raise ValueError("pairs must name at least one pair of verticals")
+        self.pairs = nn.ModuleDict({pair_key(i, j): CouplingLoss(dim, tags[i], tags[j], **kwargs) for i, j in pairs})
+        shared = next(iter(self.pairs.values())).label_table
+        for module in self.pairs.values():
+            module.label_table = shared
+
+    def forward(self, key: str, batch12: PairBatch, batch21: PairBatch) -> Tensor:
+        """Total coupling error of pair ``key``, a scalar."""
+        return self.pairs[key](batch12, batch21)
+
+
+def pair_key(i: int, j: int) -> str:
+    """Key of the pair of verticals i and j (their positions in the coupled taggers) in a PairwiseCouplingLoss."""
+    return f"{i}-{j}"
+
+
 def label_label_totals(
     attention: ArrayLike, y_anchor: ArrayLike, y_partner: ArrayLike, mask: ArrayLike,
     n_tags_anchor: int, n_tags_partner: int,

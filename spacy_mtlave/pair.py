@@ -7,9 +7,10 @@ adds weight * TCE on a minibatch of pairs of the shortlist L drawn among the upd
 the shared tok2vec like the taggers do, so it reuses the batch's encoder pass and sends its gradient back through the
 same listener into both taggers' emission layers and the shared tok2vec.
 """
+import itertools
 import warnings
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy
 import srsly
@@ -24,7 +25,9 @@ from thinc.api import ArgsKwargs, Model, Optimizer, PyTorchWrapper, xp2torch
 from thinc.types import Floats2d
 from wasabi import msg
 
-from .coupling import CouplingLoss, PairBatch, label_label_attention
+import random
+
+from .coupling import CouplingLoss, PairBatch, PairwiseCouplingLoss, label_label_attention, pair_key
 from .serialize import SizedFromCfg
 from .shortlist import Shortlist, build_shortlist, context_embeddings
 from .vertical import get_vertical, set_vertical, slugify
@@ -63,6 +66,35 @@ def create_vertical_batcher(size: int) -> Callable[[Iterable[Example]], Iterator
     return batch
 
 
+@util.registry.batchers("spacy_mtlave.group_batcher.v1")
+def create_group_batcher(size: int, pairs: Optional[List[List[str]]] = None) -> Callable[[Iterable[Example]], Iterator[List[Example]]]:
+    """Batches of ``size`` examples of each of two verticals, whatever the number of verticals: every round pairs
+    up the verticals that still have examples at random (only pairs listed in ``pairs``, a list of
+    [vertical, vertical]; all pairs when null) and yields one batch per pair, a vertical left without a partner
+    alone. Each example is used once per epoch and a step's cost does not grow with the number of verticals."""
+    allowed = None if pairs is None else {frozenset(p) for p in pairs}
+
+    def batch(examples: Iterable[Example]) -> Iterator[List[Example]]:
+        queues: Dict[Optional[str], List[Example]] = {}
+        for eg in examples:
+            queues.setdefault(get_vertical(eg.reference), []).append(eg)
+        starts = dict.fromkeys(queues, 0)
+        while True:
+            active = [v for v in queues if starts[v] < len(queues[v])]
+            if not active:
+                return
+            random.shuffle(active)
+            while active:
+                first = active.pop()
+                partners = [v for v in active if allowed is None or frozenset((first, v)) in allowed]
+                group = [first] + ([active.pop(active.index(random.choice(partners)))] if partners else [])
+                yield [eg for v in group for eg in queues[v][starts[v] : starts[v] + size]]
+                for v in group:
+                    starts[v] += size
+
+    return batch
+
+
 @util.registry.architectures("spacy_mtlave.CouplingModel.v1")
 def build_coupling_model(tok2vec: Model[List[Doc], List[Floats2d]], k: int = 3, n_buckets: int = 4096, label_dim: int = 32) -> Model:
     """A tok2vec listener (the coupling reuses the batch's shared encoder pass) and a wrapped :class:`CouplingLoss`,
@@ -81,18 +113,31 @@ def build_coupling_model_v2(
     return _coupling_model(tok2vec, {"k": k, "n_buckets": n_buckets, "label_dim": label_dim, "label_init_std": label_init_std})
 
 
-def _coupling_model(tok2vec: Model, hyperparams: Dict) -> Model:
-    loss = PyTorchWrapper(CouplingLoss(1, ["O"], ["O"], **hyperparams), convert_inputs=_coupling_inputs)
-    return Model("ave_coupling", _no_forward, layers=[tok2vec, loss], refs={"tok2vec": tok2vec, "loss": loss}, attrs={"hyperparams": hyperparams})
+@util.registry.architectures("spacy_mtlave.GroupCouplingModel.v1")
+def build_group_coupling_model(
+    tok2vec: Model[List[Doc], List[Floats2d]], k: int = 3, n_buckets: int = 4096, label_dim: int = 32, label_init_std: float = 0.1
+) -> Model:
+    """The coupling of any number of verticals: a tok2vec listener and a wrapped :class:`PairwiseCouplingLoss`
+    (attention vectors per coupled pair, one shared label k-gram table), sized at initialize."""
+    return _coupling_model(tok2vec, {"k": k, "n_buckets": n_buckets, "label_dim": label_dim, "label_init_std": label_init_std}, grouped=True)
+
+
+def _coupling_model(tok2vec: Model, hyperparams: Dict, grouped: bool = False) -> Model:
+    module = PairwiseCouplingLoss(1, [["O"], ["O"]], [(0, 1)], **hyperparams) if grouped else CouplingLoss(1, ["O"], ["O"], **hyperparams)
+    loss = PyTorchWrapper(module, convert_inputs=_coupling_inputs)
+    attrs = {"hyperparams": hyperparams, "grouped": grouped}
+    return Model("ave_coupling", _no_forward, layers=[tok2vec, loss], refs={"tok2vec": tok2vec, "loss": loss}, attrs=attrs)
 
 
 def _no_forward(model: Model, docs: List[Doc], is_train: bool):
     raise NotImplementedError("ave_coupling only adds a training loss; it has no forward pass")
 
 
-def _coupling_inputs(model: Model, X: Tuple[PairBatch, PairBatch], is_train: bool):
-    """Two numpy PairBatches -> torch; the gradient flows back to the gold-tag scores s_anchor and s_partner."""
+def _coupling_inputs(model: Model, X: Tuple, is_train: bool):
+    """Two numpy PairBatches (after the pair's key for a PairwiseCouplingLoss) -> torch; the gradient flows back to
+    the gold-tag scores s_anchor and s_partner."""
     grad_fields = ("s_anchor", "s_partner")
+    key, X = (X[:1], X[1:]) if isinstance(X[0], str) else ((), X)
 
     def to_torch(field: str, x: Optional[numpy.ndarray]):
         if x is None:
@@ -103,7 +148,7 @@ def _coupling_inputs(model: Model, X: Tuple[PairBatch, PairBatch], is_train: boo
 
     def reverse(d: ArgsKwargs) -> List[Tuple[numpy.ndarray, numpy.ndarray]]:
         out = []
-        for b, torch_batch in zip(X, d.args):
+        for b, torch_batch in zip(X, d.args[len(key):]):
             grads = []
             for f in grad_fields:
                 g = torch_batch[PairBatch._fields.index(f)]
@@ -111,7 +156,7 @@ def _coupling_inputs(model: Model, X: Tuple[PairBatch, PairBatch], is_train: boo
             out.append(tuple(grads))
         return out
 
-    return ArgsKwargs(args=batches, kwargs={}), reverse
+    return ArgsKwargs(args=key + batches, kwargs={}), reverse
 
 
 @Language.factory(
@@ -119,6 +164,7 @@ def _coupling_inputs(model: Model, X: Tuple[PairBatch, PairBatch], is_train: boo
     default_config={
         "model": {"@architectures": "spacy_mtlave.CouplingModel.v1", "tok2vec": {"@architectures": "spacy.Tok2VecListener.v1", "width": 256, "upstream": "*"}},
         "taggers": ["tagger_v1", "tagger_v2"],
+        "pairs": None,
         "mode": "full",
         "weight": 1.0,
         "thresh": 0.8,
@@ -133,6 +179,7 @@ def make_ave_coupling(
     name: str,
     model: Model,
     taggers: List[str],
+    pairs: Optional[List[List[str]]],
     mode: str,
     weight: float,
     thresh: float,
@@ -141,41 +188,66 @@ def make_ave_coupling(
     batch_size: int,
     skip_outside: bool,
 ) -> "CouplingComponent":
-    """The paper's coupling loss between two vertical-bound ``ave_tagger`` components sharing one tok2vec.
+    """The paper's coupling loss between vertical-bound ``ave_tagger`` components sharing one tok2vec.
 
+    taggers: two components with ``CouplingModel`` (the paper's pair), or any number with ``GroupCouplingModel``.
+    pairs: the pairs of taggers to couple (default: every pair); each has its own shortlist and attention vectors.
     mode: "none" (hard sharing only), "cce" (context attention), "lce" (label attention) or "full" (TCE).
     Each update draws ``batch_size`` pairs of L in each direction (v1 -> v2 and v2 -> v1) among the contexts of
-    the update's docs; attention is normalised over each anchor's whole partner set in L (at most top_k).
+    the update's docs, for every coupled pair of verticals present in the update; attention is normalised over each
+    anchor's whole partner set in L (at most top_k).
     skip_outside: leave contexts whose gold tag is ``O`` out of L, so that only attribute tokens are coupled.
     """
     if mode not in MODES:
         raise ValueError(f"{name}: mode must be one of {MODES}, got {mode!r}")
-    if len(taggers) != 2:
-        raise ValueError(f"{name}: 'taggers' must name exactly two ave_tagger components, got {taggers}")
-    cfg = {"taggers": taggers, "mode": mode, "weight": weight, "thresh": thresh, "window": window, "top_k": top_k, "batch_size": batch_size, "skip_outside": skip_outside}
-    return CouplingComponent(nlp.vocab, model, name, cfg)
+    grouped = bool(model.attrs.get("grouped"))
+    if len(taggers) < 2 or len(set(taggers)) < len(taggers) or (len(taggers) != 2 and not grouped):
+        need = "at least two different" if grouped else "exactly two (more need spacy_mtlave.GroupCouplingModel.v1)"
+        raise ValueError(f"{name}: 'taggers' must name {need} ave_tagger components, got {taggers}")
+    pair_ids = [(i, j) for i, j in itertools.combinations(range(len(taggers)), 2)]
+    if pairs is not None:
+        position = {tagger: i for i, tagger in enumerate(taggers)}
+        unknown = [p for p in pairs if len(p) != 2 or p[0] == p[1] or not set(p) <= set(position)]
+        if unknown or not pairs:
+            raise ValueError(f"{name}: 'pairs' must list pairs of two different components of 'taggers', got {unknown or pairs}")
+        pair_ids = sorted({tuple(sorted(position[t] for t in p)) for p in pairs})
+    cfg = {"taggers": taggers, "pairs": pairs, "mode": mode, "weight": weight, "thresh": thresh, "window": window, "top_k": top_k, "batch_size": batch_size, "skip_outside": skip_outside}
+    return CouplingComponent(nlp.vocab, model, name, cfg, pair_ids)
 
 
 class CouplingComponent(SizedFromCfg, TrainablePipe):
     """Adds weight * TCE to training; does nothing to docs at inference."""
 
-    def __init__(self, vocab: Vocab, model: Model, name: str, cfg: Dict) -> None:
+    def __init__(self, vocab: Vocab, model: Model, name: str, cfg: Dict, pair_ids: Sequence[Tuple[int, int]] = ((0, 1),)) -> None:
         self.vocab = vocab
         self.model = model
         self.name = name
-        self.cfg = dict(cfg, tags1=[], tags2=[], dim=0)
+        sizes = {"tags": [], "pair_ids": [list(p) for p in pair_ids]} if self.grouped else {"tags1": [], "tags2": []}
+        self.cfg = dict(cfg, dim=0, **sizes)
         self.scorer = None
-        self._state: Optional[_TrainingState] = None
+        self._states: Dict[str, _TrainingState] = {}
+
+    @property
+    def grouped(self) -> bool:
+        return bool(self.model.attrs.get("grouped"))
+
+    def tag_lists(self) -> List[List[str]]:
+        """Each coupled tagger's tags (in the order of ``taggers``), as sized at initialize."""
+        return self.cfg["tags"] if self.grouped else [self.cfg["tags1"], self.cfg["tags2"]]
 
     def _rebuild(self) -> None:
         mode = self.cfg["mode"]
-        self.model.get_ref("loss").shims[0]._model = CouplingLoss(
-            max(self.cfg["dim"], 1), self.cfg["tags1"] or ["O"], self.cfg["tags2"] or ["O"], **self.model.attrs["hyperparams"],
-            use_context=mode in ("cce", "full"), use_label=mode in ("lce", "full"),
-        )
+        options = dict(self.model.attrs["hyperparams"], use_context=mode in ("cce", "full"), use_label=mode in ("lce", "full"))
+        dim = max(self.cfg["dim"], 1)
+        if self.grouped:
+            tags = [t or ["O"] for t in self.cfg["tags"]] or [["O"]] * len(self.cfg["taggers"])
+            module = PairwiseCouplingLoss(dim, tags, [tuple(p) for p in self.cfg["pair_ids"]], **options)
+        else:
+            module = CouplingLoss(dim, self.cfg["tags1"] or ["O"], self.cfg["tags2"] or ["O"], **options)
+        self.model.get_ref("loss").shims[0]._model = module
 
     @property
-    def module(self) -> CouplingLoss:
+    def module(self) -> Union[CouplingLoss, PairwiseCouplingLoss]:
         return self.model.get_ref("loss").shims[0]._model
 
     def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None) -> None:
@@ -183,14 +255,17 @@ class CouplingComponent(SizedFromCfg, TrainablePipe):
             raise ValueError(f"{self.name}: initialize needs the pipeline (nlp)")
         taggers = [nlp.get_pipe(name) for name in self.cfg["taggers"]]
         verticals = [t.vertical for t in taggers]
-        if None in verticals or verticals[0] == verticals[1]:
-            raise ValueError(f"{self.name}: the two taggers must be bound to two different verticals, got {verticals}")
-        self.cfg["tags1"], self.cfg["tags2"] = taggers[0].tags, taggers[1].tags
+        if None in verticals or len(set(verticals)) < len(verticals):
+            raise ValueError(f"{self.name}: the taggers must be bound to different verticals, got {verticals}")
+        if self.grouped:
+            self.cfg["tags"] = [t.tags for t in taggers]
+        else:
+            self.cfg["tags1"], self.cfg["tags2"] = taggers[0].tags, taggers[1].tags
         self.cfg["dim"] = nlp.vocab.vectors.shape[1]
         self._rebuild()
         examples = list(get_examples())
         self.model.get_ref("tok2vec").initialize(X=[eg.predicted for eg in examples[:10]])
-        self._state = _TrainingState.build(self, taggers, examples)
+        self._states = _TrainingState.build_all(self, taggers, examples)
 
     def predict(self, docs: Iterable[Doc]) -> None:
         return None
@@ -199,8 +274,9 @@ class CouplingComponent(SizedFromCfg, TrainablePipe):
         return None
 
     def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd: Optional[Optimizer] = None, losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
-        """weight * TCE on pairs of L drawn among these examples' contexts. The shared tok2vec's output for the batch
-        comes through the listener; its gradient goes back the same way (zeros when there is nothing to couple)."""
+        """weight * TCE on pairs of L drawn among these examples' contexts, for every coupled pair of verticals with
+        docs in the update. The shared tok2vec's output for the batch comes through the listener; its gradient goes
+        back the same way (zeros when there is nothing to couple)."""
         if losses is None:
             losses = {}
         losses.setdefault(self.name, 0.0)
@@ -208,19 +284,24 @@ class CouplingComponent(SizedFromCfg, TrainablePipe):
         docs = [eg.predicted for eg in examples]
         tokvecs, backprop_tok2vec = self.model.get_ref("tok2vec").begin_update(docs)
         d_tokvecs = [self.model.ops.alloc2f(*t.shape) for t in tokvecs]
-        if self._state is not None and self.cfg["mode"] != "none" and self._state.has_pairs:
-            loss, d_tokvecs = self._state.step(self, examples, tokvecs)
-            losses[self.name] += loss
+        if self.cfg["mode"] != "none":
+            present = {get_vertical(eg.reference) for eg in examples}
+            for state in self._states.values():
+                if state.has_pairs and state.verticals <= present:
+                    loss, d_pair = state.step(self, examples, tokvecs)
+                    losses[self.name] += loss
+                    d_tokvecs = [a + b for a, b in zip(d_tokvecs, d_pair)]
         backprop_tok2vec(d_tokvecs)
         if sgd is not None:
             self.finish_update(sgd)
         return losses
 
-    def label_attention(self) -> Dict:
-        """Mean attention per (tag of v1, tag of v2) over all of L, both directions, context and label terms."""
-        if self._state is None:
+    def label_attention(self) -> List[Dict]:
+        """Per coupled pair of verticals: mean attention per (tag of v1, tag of v2) over all of L, both directions,
+        context and label terms."""
+        if not self._states:
             raise ValueError(f"{self.name}: label attention needs the training state (initialize first)")
-        return self._state.label_attention(self)
+        return [state.label_attention(self) for state in self._states.values()]
 
 
 class _VerticalContexts:
@@ -234,38 +315,51 @@ class _VerticalContexts:
         self.offsets = numpy.concatenate([[0], numpy.cumsum([len(d) for d in docs])]).astype("int64")
         self.doc_ids = {doc.text: i for i, doc in enumerate(docs)}
 
+    @classmethod
+    def build(cls, component: "CouplingComponent", tagger, examples: List[Example]) -> "_VerticalContexts":
+        own = [eg for eg in examples if get_vertical(eg.reference) == tagger.vertical]
+        gold = tagger.gold_tag_ids(own)
+        kept = [(eg.predicted, g) for eg, g in zip(own, gold) if g is not None and len(g)]
+        if not kept:
+            raise ValueError(f"{component.name}: vertical {tagger.vertical!r} has no usable training docs")
+        return cls(tagger.vertical, [d for d, _ in kept], [g for _, g in kept], component.cfg["window"])
+
+    def shortlist_vectors(self, skip_outside: bool) -> numpy.ndarray:
+        """U, with the rows of ``O`` contexts zeroed when skip_outside (a zero window embedding never matches)."""
+        return self.U * (self.tags != 0)[:, None] if skip_outside else self.U
+
 
 class _TrainingState:
-    """What the coupling needs during training (not serialized): both verticals' contexts and the shortlist."""
+    """What the coupling of one pair of verticals needs during training (not serialized): both verticals' contexts,
+    their emission layers and the shortlist."""
 
-    def __init__(self, emitters: List[Model], sides: List[_VerticalContexts], shortlist: Shortlist):
+    def __init__(self, key: str, positions: Tuple[int, int], emitters: List[Model], sides: List[_VerticalContexts], shortlist: Shortlist, grouped: bool):
+        self.key, self.positions, self.grouped = key, positions, grouped
         self.emitters, self.sides, self.shortlist = emitters, sides, shortlist
+        self.verticals = {side.vertical for side in sides}
         self.partners = [shortlist.partners_12, shortlist.partners_21]
         # doc (of the partner's vertical) of every partner entry, per direction
         self.partner_docs = [sides[1].index[shortlist.partners_12.indices, 0], sides[0].index[shortlist.partners_21.indices, 0]]
         self.has_pairs = shortlist.n_pairs() > 0
 
     @classmethod
-    def build(cls, component: CouplingComponent, taggers: List, examples: List[Example]) -> "_TrainingState":
+    def build_all(cls, component: CouplingComponent, taggers: List, examples: List[Example]) -> Dict[str, "_TrainingState"]:
+        """One state per coupled pair of taggers, keyed like the PairwiseCouplingLoss (``"i-j"``)."""
         cfg = component.cfg
-        sides = []
-        for tagger in taggers:
-            own = [eg for eg in examples if get_vertical(eg.reference) == tagger.vertical]
-            gold = tagger.gold_tag_ids(own)
-            kept = [(eg.predicted, g) for eg, g in zip(own, gold) if g is not None and len(g)]
-            if not kept:
-                raise ValueError(f"{component.name}: vertical {tagger.vertical!r} has no usable training docs")
-            sides.append(_VerticalContexts(tagger.vertical, [d for d, _ in kept], [g for _, g in kept], cfg["window"]))
-        # a zero window embedding never matches: that is how O contexts are left out of L
-        U1, U2 = (side.U * (side.tags != 0)[:, None] if cfg.get("skip_outside") else side.U for side in sides)
-        shortlist = build_shortlist(U1, U2, cfg["thresh"], top_k=cfg["top_k"])
-        msg.info(f"{component.name}: shortlist L {srsly.json_dumps(shortlist.summary())}")
-        if shortlist.n_pairs() == 0:
-            warnings.warn(
-                f"{component.name}: thresh={cfg['thresh']} leaves the shortlist L empty (best cosine similarity "
-                f"{shortlist.best_similarity:.3f}); training with hard parameter sharing only"
-            )
-        return cls([t.model.get_ref("emitter") for t in taggers], sides, shortlist)
+        sides = [_VerticalContexts.build(component, tagger, examples) for tagger in taggers]
+        states = {}
+        for i, j in component.cfg.get("pair_ids", [(0, 1)]):
+            shortlist = build_shortlist(sides[i].shortlist_vectors(cfg["skip_outside"]), sides[j].shortlist_vectors(cfg["skip_outside"]), cfg["thresh"], top_k=cfg["top_k"])
+            label = f"{sides[i].vertical} + {sides[j].vertical}"
+            msg.info(f"{component.name}: shortlist L of {label} {srsly.json_dumps(shortlist.summary())}")
+            if shortlist.n_pairs() == 0:
+                warnings.warn(
+                    f"{component.name}: thresh={cfg['thresh']} leaves the shortlist L empty for {label} (best cosine similarity "
+                    f"{shortlist.best_similarity:.3f}); these two verticals are trained with hard parameter sharing only"
+                )
+            emitters = [taggers[i].model.get_ref("emitter"), taggers[j].model.get_ref("emitter")]
+            states[pair_key(i, j)] = cls(pair_key(i, j), (i, j), emitters, [sides[i], sides[j]], shortlist, component.grouped)
+        return states
 
     def _padded(self, direction: int, anchors: numpy.ndarray) -> Tuple[numpy.ndarray, numpy.ndarray]:
         """anchors [n] -> their whole partner lists padded [n, K] and the mask [n, K]."""
@@ -341,7 +435,7 @@ class _TrainingState:
             ))
             gathers.append((a_side, row_a, ya, p_side, row_p, P.tags[drawn], sampled))
         weight = component.cfg["weight"]
-        loss, backprop_loss = component.model.get_ref("loss").begin_update(tuple(batches))
+        loss, backprop_loss = component.model.get_ref("loss").begin_update((self.key, *batches) if self.grouped else tuple(batches))
         grads = backprop_loss(numpy.asarray(weight, dtype="float32").reshape(numpy.shape(loss)))
         d_flats = [numpy.zeros_like(f) for f in flats]
         for (a_side, row_a, ya, p_side, row_p, yp, sampled), (d_anchor, d_partner) in zip(gathers, grads):
@@ -354,9 +448,14 @@ class _TrainingState:
                 d_tokvecs[p] = d
         return float(loss) * weight, d_tokvecs
 
+    def module(self, component: CouplingComponent) -> CouplingLoss:
+        """This pair's CouplingLoss."""
+        return component.module.pairs[self.key] if self.grouped else component.module
+
     def label_attention(self, component: CouplingComponent) -> Dict:
-        module = component.module
-        out: Dict = {"tags1": component.cfg["tags1"], "tags2": component.cfg["tags2"], "shortlist": self.shortlist.summary()}
+        module = self.module(component)
+        tags = [component.tag_lists()[p] for p in self.positions]
+        out: Dict = {"verticals": [side.vertical for side in self.sides], "tags1": tags[0], "tags2": tags[1], "shortlist": self.shortlist.summary()}
         for d, key in ((0, "12"), (1, "21")):
             anchors = numpy.flatnonzero(self.partners[d].counts())
             partners, mask = self._padded(d, anchors)
@@ -367,7 +466,7 @@ class _TrainingState:
                 s_anchor=torch.zeros(len(anchors)), s_partner=torch.zeros(mask.shape),
                 y_anchor=torch.from_numpy(A.tags[anchors]), y_partner=torch.from_numpy(P.tags[partners]),
             )
-            n_a, n_p = len(component.cfg[f"tags{a_side + 1}"]), len(component.cfg[f"tags{p_side + 1}"])
+            n_a, n_p = len(tags[a_side]), len(tags[p_side])
             with torch.no_grad():
                 for kind, attention in (("context", module.context_attention(batch, key)), ("label", module.label_attention(batch, key))):
                     out[f"{kind}_{key}"] = label_label_attention(attention.numpy(), A.tags[anchors], P.tags[partners], mask, n_a, n_p).tolist()
@@ -391,11 +490,12 @@ def split_vertical(joint: Path, tagger: str, output_dir: Path) -> Path:
     return Path(output_dir)
 
 
-def label_attention(joint: Path, train_paths: Sequence[Path]) -> Dict:
-    """The trained coupling's mean label-label attention over the shortlist of the training corpora."""
+def label_attention(joint: Path, train_paths: Sequence[Path]) -> List[Dict]:
+    """The trained coupling's mean label-label attention over the shortlists of the training corpora, one dict per
+    coupled pair of verticals."""
     nlp = util.load_model(joint)
     examples = list(create_vertical_corpus({f"v{i}": str(p) for i, p in enumerate(train_paths, start=1)})(nlp))
     coupling: CouplingComponent = nlp.get_pipe("coupling")
     taggers = [nlp.get_pipe(name) for name in coupling.cfg["taggers"]]
-    coupling._state = _TrainingState.build(coupling, taggers, examples)
-    return dict(coupling.label_attention(), verticals=[t.vertical for t in taggers])
+    coupling._states = _TrainingState.build_all(coupling, taggers, examples)
+    return coupling.label_attention()

@@ -18,7 +18,7 @@ METRICS = (("macro_p", "macro-P"), ("macro_r", "macro-R"), ("accuracy", "accurac
            ("ents_p", "span P"), ("ents_r", "span R"), ("ents_f", "span F1"), ("rare_tag_f1", "rare-tag F1"))
 SINGLE, BASELINE_NER, DEFAULT_MULTI = "single", "spaCy ner", "full coupling"
 PAIR_SYSTEMS = {"none": "hard sharing", "cce": "cce", "lce": "lce", "full": "full coupling"}
-SYSTEM_ORDER = (SINGLE, BASELINE_NER, "hard sharing", "cce", "lce", "full coupling")
+SYSTEM_ORDER = (SINGLE, BASELINE_NER, "hard sharing", "cce", "lce", "full coupling", *(f"group {name}" for name in PAIR_SYSTEMS.values()))
 # attention.json keys -> (paper's term, kind of attention, anchors from vertical 0 or 1)
 TERMS = (("context_12", "CCE", "context", 0), ("context_21", "CCE'", "context", 1),
          ("label_12", "LCE", "label", 0), ("label_21", "LCE'", "label", 1))
@@ -51,11 +51,14 @@ class Run:
 
 
 def system_name(kind: str, coupling: str, config: str = "") -> str:
-    """"single", "spaCy ner" (a single run of configs/baseline_ner.cfg) or the pair's coupling mode name."""
+    """"single", "spaCy ner" (a single run of configs/baseline_ner.cfg), the pair's coupling mode name, or "group "
+    and the mode name for a run of train-group."""
     if kind == "single":
         return BASELINE_NER if str(config).endswith("baseline_ner.cfg") else SINGLE
     if kind == "pair" and coupling in PAIR_SYSTEMS:
         return PAIR_SYSTEMS[coupling]
+    if kind == "group" and coupling in PAIR_SYSTEMS:
+        return f"group {PAIR_SYSTEMS[coupling]}"
     raise ValueError(f"run.json: unknown kind/coupling {kind!r}/{coupling!r}")
 
 
@@ -64,7 +67,7 @@ def read_run(run_dir: Path) -> Run:
     run_dir = Path(run_dir)
     path = run_dir / "run.json"
     if not path.is_file():
-        raise ValueError(f"{run_dir}: no run.json (not a training output of 'train' or 'train-pair')")
+        raise ValueError(f"{run_dir}: no run.json (not a training output of 'train', 'train-pair' or 'train-group')")
     info = srsly.read_json(path)
     missing = [key for key in ("kind", "coupling", "seed", "verticals") if key not in info]
     if missing or not info["verticals"]:

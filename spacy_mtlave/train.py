@@ -132,7 +132,7 @@ def train_pair(
     output_dir = Path(output_dir)
     spacy_train(config, output_dir / "joint", overrides=settings)
     joint = output_dir / "joint" / "model-best"
-    srsly.write_json(output_dir / "attention.json", label_attention(joint, [p["train"] for p in paths]))
+    srsly.write_json(output_dir / "attention.json", label_attention(joint, [p["train"] for p in paths])[0])
     outputs = {v: split_vertical(joint, f"tagger_v{i}", output_dir / slugify(v)) for i, v in enumerate(verticals, start=1)}
     corpora = {verticals[0]: Path(corpus1), verticals[1]: Path(corpus2)}
     write_run_info(output_dir, "pair", coupling, seed, config, {v: (path, corpora[v]) for v, path in outputs.items()}, overrides)

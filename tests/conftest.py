@@ -16,7 +16,7 @@ torch.set_num_threads(1)
 
 BRANDS = ["Acme", "Lavazza", "Twinings", "Folgers", "Bigelow", "Yogi", "Peets", "Tazo"]
 COLORS = ["red", "green", "black", "white", "herbal", "dark"]
-NOUNS = {"Coffee": ["coffee", "beans", "espresso"], "Tea": ["tea", "bags", "leaves"]}
+NOUNS = {"Coffee": ["coffee", "beans", "espresso"], "Tea": ["tea", "bags", "leaves"], "Cocoa": ["cocoa", "powder", "mix"]}
 SIZES = ["12 oz", "20 count", "1 lb", "100 ct"]
 
 # a model small enough to train in seconds

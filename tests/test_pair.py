@@ -100,7 +100,7 @@ def test_coupling_gradient_reaches_heads_and_encoder_only_when_weighted(data_dir
 
 def test_drawn_pairs_are_in_the_shortlist_and_in_the_batch(data_dir):
     nlp = joint_nlp(data_dir)
-    state = nlp.get_pipe("coupling")._state
+    state = nlp.get_pipe("coupling")._states["0-1"]
     assert state.has_pairs
     batch_docs = [numpy.array([0, 3, 5]), numpy.array([1, 2, 7, 9])]
     for direction in (0, 1):
@@ -173,9 +173,9 @@ def test_train_pair_cli_takes_config_overrides(data_dir, tmp_path):
 
 
 def test_skip_outside_leaves_o_contexts_out_of_the_shortlist(data_dir):
-    state = joint_nlp(data_dir, **{"components.coupling.skip_outside": True}).get_pipe("coupling")._state
+    state = joint_nlp(data_dir, **{"components.coupling.skip_outside": True}).get_pipe("coupling")._states["0-1"]
     c1, c2 = state.shortlist.pairs()
     assert len(c1) > 0
     assert (state.sides[0].tags[c1] != 0).all() and (state.sides[1].tags[c2] != 0).all()
-    full = joint_nlp(data_dir).get_pipe("coupling")._state
+    full = joint_nlp(data_dir).get_pipe("coupling")._states["0-1"]
     assert (full.sides[0].tags[full.shortlist.pairs()[0]] == 0).any()

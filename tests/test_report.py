@@ -187,4 +187,4 @@ def test_report_cli_missing_run_json(tmp_path):
     (tmp_path / "empty").mkdir()
     result = CliRunner().invoke(app, ["report", str(tmp_path / "empty"), "--output", str(tmp_path / "out")])
     assert result.exit_code == 2
-    assert result.stderr.strip() == f"error: {tmp_path / 'empty'}: no run.json (not a training output of 'train' or 'train-pair')"
+    assert result.stderr.strip() == f"error: {tmp_path / 'empty'}: no run.json (not a training output of 'train', 'train-pair' or 'train-group')"
