@@ -2,7 +2,7 @@
 
 Run (one torch / BLAS thread):
     OMP_NUM_THREADS=1 python benchmarks/bench_train_step.py --corpus1 corpus/coffee --corpus2 corpus/tea \
-        --vectors vectors/glove-6b-50d [--size 30 --repeats 15]
+        --vectors vectors/glove-6b-50d [--size 30 --repeats 15] [--pair-config pair_trf.cfg]
 
 Builds four pipelines with spaCy's `init_nlp` from the shipped configs (training dropout as configured):
 configs/single.cfg on each corpus, and configs/pair.cfg with `components.coupling.mode` "full" and "none". One step
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--pair-config", action="append", default=[], help="time this pair config (full coupling) as well, e.g. pair_trf.cfg")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -60,6 +61,7 @@ def main() -> None:
     for i, (v, c) in enumerate(zip(verticals, corpora), start=1):
         pair_settings.update({f"paths.train{i}": str(c / "train.spacy"), f"paths.dev{i}": str(c / "dev.spacy"), f"components.tagger_v{i}.vertical": v})
     pair = {f"pair {mode}": build("pair.cfg", dict(pair_settings, **{"components.coupling.mode": mode})) for mode in ("full", "none")}
+    pair.update({f"pair full ({config})": build(config, pair_settings) for config in args.pair_config})
     nlps = {**single, **pair}
     optimizers = {name: nlp.create_optimizer() for name, nlp in nlps.items()}
     dropout = next(iter(nlps.values())).config["training"]["dropout"]
@@ -96,13 +98,14 @@ def main() -> None:
           f"torch threads {torch.get_num_threads()}, batches of {args.size} per vertical, {args.repeats} interleaved rounds "
           f"after {args.warmup} warm-up rounds\n")
     both = [a + b for a, b in zip(times[names[0]], times[names[1]])]
-    print("| step | median s/step | vs single D1 + single D2 (median of per-round ratios) |")
-    print("| --- | ---: | ---: |")
+    print("| step | median s/step | vs single D1 + single D2 (median of per-round ratios) | vs pair full |")
+    print("| --- | ---: | ---: | ---: |")
     for name in names:
         ratio = statistics.median(t / s for t, s in zip(times[name], both))
+        to_pair = statistics.median(t / s for t, s in zip(times[name], times["pair full"]))
         docs = f"{args.size}" if name in single else f"{args.size}+{args.size}"
-        print(f"| {name} ({docs} docs) | {statistics.median(times[name]):.3f} | {ratio:.2f}x |")
-    print(f"| single D1 + single D2 | {statistics.median(both):.3f} | 1.00x |")
+        print(f"| {name} ({docs} docs) | {statistics.median(times[name]):.3f} | {ratio:.2f}x | {to_pair:.2f}x |")
+    print(f"| single D1 + single D2 | {statistics.median(both):.3f} | 1.00x | |")
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
 
 

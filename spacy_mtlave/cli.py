@@ -55,12 +55,13 @@ def train_cmd(
     vectors: Optional[Path] = typer.Option(None, help="Vectors pipeline (default: GloVe, built once and cached)"),
     seed: int = typer.Option(0, help="Random seed"),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many updates"),
+    gpu_id: int = typer.Option(-1, help="GPU to train on (spaCy's --gpu-id; -1: CPU)"),
 ) -> None:
     """Train one vertical's BiLSTM-CRF attribute tagger. Extra --section.key value arguments override the config."""
     from .train import train_vertical
 
     try:
-        best = train_vertical(corpus_dir, output_dir, config=config, vectors=vectors, seed=seed, max_steps=max_steps, overrides=config_overrides(ctx))
+        best = train_vertical(corpus_dir, output_dir, config=config, vectors=vectors, seed=seed, max_steps=max_steps, overrides=config_overrides(ctx), gpu_id=gpu_id)
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))
     typer.echo(f"trained pipeline: {best}")
@@ -77,6 +78,7 @@ def train_pair_cmd(
     seed: int = typer.Option(0, help="Random seed"),
     coupling: str = typer.Option("full", help="none (hard sharing) | cce | lce | full"),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many updates"),
+    gpu_id: int = typer.Option(-1, help="GPU to train on (spaCy's --gpu-id; -1: CPU)"),
 ) -> None:
     """Train two verticals jointly: shared tok2vec, one CRF head each, tied by the coupling loss. Extra --section.key
     value arguments override the config (e.g. --components.coupling.thresh 0.9)."""
@@ -84,7 +86,8 @@ def train_pair_cmd(
 
     try:
         outputs = train_pair(
-            corpus_v1, corpus_v2, output_dir, config=config, vectors=vectors, seed=seed, coupling=coupling, max_steps=max_steps, overrides=config_overrides(ctx)
+            corpus_v1, corpus_v2, output_dir, config=config, vectors=vectors, seed=seed, coupling=coupling, max_steps=max_steps,
+            overrides=config_overrides(ctx), gpu_id=gpu_id,
         )
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))
@@ -102,6 +105,7 @@ def train_group_cmd(
     coupling: str = typer.Option("full", help="none (hard sharing) | cce | lce | full"),
     partners: int = typer.Option(0, help="Couple each vertical with its N best suggested partners only (0: every pair)"),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many updates"),
+    gpu_id: int = typer.Option(-1, help="GPU to train on (spaCy's --gpu-id; -1: CPU)"),
 ) -> None:
     """Train N verticals jointly: one shared tok2vec, one CRF head per vertical, the coupling loss over pairs of
     verticals, two verticals per batch. Writes OUTPUT_DIR/<slug>/ per vertical. Extra --section.key value arguments
@@ -117,7 +121,7 @@ def train_group_cmd(
 
         outputs = train_group(
             [Path(p) for p in tokens[: cut - 1]], Path(tokens[cut - 1]), config=config, vectors=vectors, seed=seed,
-            coupling=coupling, partners=partners, max_steps=max_steps, overrides=parse_config_overrides(tokens[cut:]),
+            coupling=coupling, partners=partners, max_steps=max_steps, overrides=parse_config_overrides(tokens[cut:]), gpu_id=gpu_id,
         )
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))

@@ -24,8 +24,11 @@ from thinc.api import (
     list2ragged,
     ragged2list,
     with_array,
+    xp2torch,
 )
 from thinc.types import Floats2d, Ragged
+
+from .device import module_device
 
 N_CHAR_IDS = 256  # 0 = padding, 1..127 ASCII, 128..255 hashed buckets for other code points
 
@@ -114,7 +117,7 @@ def _static_vectors_forward(model: Model, docs: List[Doc], is_train: bool):
         return Ragged(model.ops.alloc2f(0, nO), lengths), lambda dY: []
     V, missing = _vector_rows(docs)
     V = model.ops.asarray2f(V)
-    V[missing] = 0
+    V[model.ops.asarray(missing)] = 0
     Y = model.ops.gemm(V, W, trans2=True)
 
     def backprop(dY: Ragged) -> List[Doc]:
@@ -159,8 +162,9 @@ def CharBiLSTMEmbed(char_dim: int, width: int, max_chars: int) -> Model[List[Doc
 
 
 def _char_inputs(model: Model, X: Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray], is_train: bool):
-    chars, lengths, rows = (torch.from_numpy(x) for x in X)
-    return ArgsKwargs(args=(chars, lengths, rows), kwargs={}), lambda d: []
+    chars, lengths, rows = X
+    device = module_device(model)  # lengths stay on the CPU (pack_padded_sequence)
+    return ArgsKwargs(args=(xp2torch(chars, device=device), torch.from_numpy(lengths), xp2torch(rows, device=device)), kwargs={}), lambda d: []
 
 
 def _char_forward(model: Model, docs: List[Doc], is_train: bool):

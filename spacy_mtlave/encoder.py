@@ -6,6 +6,8 @@ from spacy.util import registry
 from thinc.api import ArgsKwargs, Model, PyTorchWrapper, chain, list2padded, padded2list, torch2xp, xp2torch
 from thinc.types import Floats2d, Padded
 
+from .device import module_device
+
 
 @registry.architectures("spacy_mtlave.BiLSTMEncoder.v1")
 def build_bilstm_encoder(width: int, hidden_width: int, depth: int, dropout: float) -> Model[List[Floats2d], List[Floats2d]]:
@@ -43,8 +45,8 @@ class BiLSTM(torch.nn.Module):
 
 
 def _padded_inputs(model: Model, Xp: Padded, is_train: bool):
-    X = xp2torch(Xp.data, requires_grad=is_train)
-    lengths = torch.as_tensor(Xp.lengths, dtype=torch.int64)
+    X = xp2torch(Xp.data, requires_grad=is_train, device=module_device(model))
+    lengths = torch.as_tensor(model.ops.to_numpy(Xp.lengths), dtype=torch.int64)  # on the CPU (pack_padded_sequence)
 
     def reverse(dX: ArgsKwargs) -> Padded:
         return Padded(torch2xp(dX.args[0]), Xp.size_at_t, Xp.lengths, Xp.indices)

@@ -13,7 +13,7 @@ from spacy.cli.train import train as spacy_train
 from thinc.api import Config
 
 from .pair import MODES, label_attention, split_vertical
-from .train import corpus_paths, corpus_vertical, default_config, write_run_info
+from .train import config_path, corpus_paths, corpus_vertical, write_run_info
 from .vectors import ensure_glove_vectors
 from .vertical import slugify
 
@@ -69,10 +69,11 @@ def train_group(
     partners: int = 0,
     max_steps: Optional[int] = None,
     overrides: Optional[Dict[str, Any]] = None,
+    gpu_id: int = -1,
 ) -> Dict[str, Path]:
     """Train the verticals of ``corpus_dirs`` jointly; write one pipeline per vertical to ``OUTPUT_DIR/<slug>``, the
     joint config to ``OUTPUT_DIR/group.cfg``, the label-label attention of every coupled pair to
-    ``OUTPUT_DIR/attention/<slug>+<slug>.json`` and ``run.json``. ``partners`` > 0 couples each vertical only with
+    ``OUTPUT_DIR/attention/<slug>+<slug>.json`` and ``run.json`` (naming the template config). ``partners`` > 0 couples each vertical only with
     its ``partners`` best partners of :func:`spacy_mtlave.partners.suggest_partners` (0: every pair).
     Returns {vertical: pipeline dir}."""
     from .partners import partner_pairs, suggest_partners
@@ -95,7 +96,8 @@ def train_group(
     pairs = None
     if partners:
         pairs = partner_pairs(suggest_partners(dict(zip(verticals, dirs)), vectors), partners)
-    template = util.load_config(Path(config) if config is not None else default_config("pair.cfg"), interpolate=False)
+    config = config_path(config, "pair.cfg")
+    template = util.load_config(config, interpolate=False)
     if "coupling" not in template["components"] or len(template["components"]["coupling"].get("taggers", [])) < 1:
         raise ValueError(f"{config}: train-group needs a pair config with a 'coupling' component naming its taggers")
     joint_config = group_config(template, dict(zip(verticals, paths)), pairs)
@@ -106,7 +108,7 @@ def train_group(
     if max_steps is not None:
         settings["training.max_steps"] = max_steps
     settings.update(overrides or {})
-    spacy_train(output_dir / "group.cfg", output_dir / "joint", overrides=settings)
+    spacy_train(output_dir / "group.cfg", output_dir / "joint", overrides=settings, use_gpu=gpu_id)
     joint = output_dir / "joint" / "model-best"
     if coupling != "none":
         (output_dir / "attention").mkdir(exist_ok=True)
@@ -114,5 +116,5 @@ def train_group(
             a, b = attention["verticals"]
             srsly.write_json(output_dir / "attention" / f"{slugify(a)}+{slugify(b)}.json", attention)
     outputs = {v: split_vertical(joint, f"tagger_{slugify(v)}", output_dir / slugify(v)) for v in verticals}
-    write_run_info(output_dir, "group", coupling, seed, output_dir / "group.cfg", {v: (outputs[v], d) for v, d in zip(verticals, dirs)}, overrides)
+    write_run_info(output_dir, "group", coupling, seed, config, {v: (outputs[v], d) for v, d in zip(verticals, dirs)}, overrides)
     return outputs

@@ -8,6 +8,7 @@ the shared tok2vec like the taggers do, so it reuses the batch's encoder pass an
 same listener into both taggers' emission layers and the shared tok2vec.
 """
 import itertools
+import random
 import warnings
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
@@ -25,9 +26,8 @@ from thinc.api import ArgsKwargs, Model, Optimizer, PyTorchWrapper, xp2torch
 from thinc.types import Floats2d
 from wasabi import msg
 
-import random
-
 from .coupling import CouplingLoss, PairBatch, PairwiseCouplingLoss, label_label_attention, pair_key
+from .device import module_device, replace_module
 from .serialize import SizedFromCfg
 from .shortlist import Shortlist, build_shortlist, context_embeddings
 from .vertical import get_vertical, set_vertical, slugify
@@ -139,10 +139,12 @@ def _coupling_inputs(model: Model, X: Tuple, is_train: bool):
     grad_fields = ("s_anchor", "s_partner")
     key, X = (X[:1], X[1:]) if isinstance(X[0], str) else ((), X)
 
+    device = module_device(model)
+
     def to_torch(field: str, x: Optional[numpy.ndarray]):
         if x is None:
             return None
-        return xp2torch(x, requires_grad=is_train) if field in grad_fields else torch.from_numpy(x)
+        return xp2torch(x, requires_grad=is_train and field in grad_fields, device=device)
 
     batches = tuple(PairBatch(*(to_torch(f, getattr(b, f)) for f in PairBatch._fields)) for b in X)
 
@@ -152,7 +154,7 @@ def _coupling_inputs(model: Model, X: Tuple, is_train: bool):
             grads = []
             for f in grad_fields:
                 g = torch_batch[PairBatch._fields.index(f)]
-                grads.append(g.detach().numpy() if isinstance(g, torch.Tensor) and g.shape == getattr(b, f).shape and g.dtype.is_floating_point else numpy.zeros_like(getattr(b, f)))
+                grads.append(g.detach().cpu().numpy() if isinstance(g, torch.Tensor) and g.shape == getattr(b, f).shape and g.dtype.is_floating_point else numpy.zeros_like(getattr(b, f)))
             out.append(tuple(grads))
         return out
 
@@ -244,7 +246,7 @@ class CouplingComponent(SizedFromCfg, TrainablePipe):
             module = PairwiseCouplingLoss(dim, tags, [tuple(p) for p in self.cfg["pair_ids"]], **options)
         else:
             module = CouplingLoss(dim, self.cfg["tags1"] or ["O"], self.cfg["tags2"] or ["O"], **options)
-        self.model.get_ref("loss").shims[0]._model = module
+        replace_module(self.model.get_ref("loss"), module)
 
     @property
     def module(self) -> Union[CouplingLoss, PairwiseCouplingLoss]:
@@ -436,7 +438,7 @@ class _TrainingState:
             gathers.append((a_side, row_a, ya, p_side, row_p, P.tags[drawn], sampled))
         weight = component.cfg["weight"]
         loss, backprop_loss = component.model.get_ref("loss").begin_update((self.key, *batches) if self.grouped else tuple(batches))
-        grads = backprop_loss(numpy.asarray(weight, dtype="float32").reshape(numpy.shape(loss)))
+        grads = backprop_loss(component.model.ops.xp.full(loss.shape, weight, dtype="float32"))
         d_flats = [numpy.zeros_like(f) for f in flats]
         for (a_side, row_a, ya, p_side, row_p, yp, sampled), (d_anchor, d_partner) in zip(gathers, grads):
             numpy.add.at(d_flats[a_side], (row_a, ya), d_anchor)
@@ -461,15 +463,14 @@ class _TrainingState:
             partners, mask = self._padded(d, anchors)
             a_side, p_side = (0, 1) if d == 0 else (1, 0)
             A, P = self.sides[a_side], self.sides[p_side]
-            batch = PairBatch(
-                u_anchor=torch.from_numpy(A.U[anchors]), u_partner=torch.from_numpy(P.U[partners]), mask=torch.from_numpy(mask),
-                s_anchor=torch.zeros(len(anchors)), s_partner=torch.zeros(mask.shape),
-                y_anchor=torch.from_numpy(A.tags[anchors]), y_partner=torch.from_numpy(P.tags[partners]),
-            )
+            device = module_device(component.model.get_ref("loss"))
+            batch = PairBatch(*(xp2torch(x, device=device) for x in (
+                A.U[anchors], P.U[partners], mask, numpy.zeros(len(anchors), "float32"), numpy.zeros(mask.shape, "float32"), A.tags[anchors], P.tags[partners],
+            )))
             n_a, n_p = len(tags[a_side]), len(tags[p_side])
             with torch.no_grad():
                 for kind, attention in (("context", module.context_attention(batch, key)), ("label", module.label_attention(batch, key))):
-                    out[f"{kind}_{key}"] = label_label_attention(attention.numpy(), A.tags[anchors], P.tags[partners], mask, n_a, n_p).tolist()
+                    out[f"{kind}_{key}"] = label_label_attention(attention.cpu().numpy(), A.tags[anchors], P.tags[partners], mask, n_a, n_p).tolist()
         return out
 
 

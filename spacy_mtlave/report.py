@@ -52,13 +52,16 @@ class Run:
 
 def system_name(kind: str, coupling: str, config: str = "") -> str:
     """"single", "spaCy ner" (a single run of configs/baseline_ner.cfg), the pair's coupling mode name, or "group "
-    and the mode name for a run of train-group."""
+    and the mode name for a run of train-group; runs of another config than single.cfg / pair.cfg get its name
+    in brackets ("full coupling [pair_trf]")."""
+    # a config other than the shipped CPU defaults names the system too: "full coupling [pair_trf]"
+    suffix = "" if Path(config).name in ("", "single.cfg", "pair.cfg", "baseline_ner.cfg") else f" [{Path(config).stem}]"
     if kind == "single":
-        return BASELINE_NER if str(config).endswith("baseline_ner.cfg") else SINGLE
+        return BASELINE_NER if str(config).endswith("baseline_ner.cfg") else SINGLE + suffix
     if kind == "pair" and coupling in PAIR_SYSTEMS:
-        return PAIR_SYSTEMS[coupling]
+        return PAIR_SYSTEMS[coupling] + suffix
     if kind == "group" and coupling in PAIR_SYSTEMS:
-        return f"group {PAIR_SYSTEMS[coupling]}"
+        return f"group {PAIR_SYSTEMS[coupling]}{suffix}"
     raise ValueError(f"run.json: unknown kind/coupling {kind!r}/{coupling!r}")
 
 

@@ -21,6 +21,7 @@ from thinc.api import ArgsKwargs, Model, Optimizer, PyTorchWrapper, Linear, with
 from thinc.types import Floats2d, Floats3d
 
 from .crf import CRF, bio_tags, spans_from_bio
+from .device import module_device, replace_module
 from .serialize import SizedFromCfg
 from .vertical import get_vertical
 
@@ -56,9 +57,8 @@ def set_n_tags(model: Model, n_tags: int) -> None:
     linear = model.get_ref("emitter").layers[0]
     if linear.has_dim("nO") is not True or linear.get_dim("nO") != n_tags:
         linear.set_dim("nO", n_tags, force=True)
-    crf_layer = model.get_ref("crf")
     if crf_module(model).n_tags != n_tags:
-        crf_layer.shims[0]._model = CRF(n_tags)
+        replace_module(model.get_ref("crf"), CRF(n_tags))
 
 
 def crf_module(model: Model) -> CRF:
@@ -84,7 +84,8 @@ def _tagger_forward(model: Model, docs: List[Doc], is_train: bool):
 def _crf_inputs(model: Model, X: Tuple[Floats3d, numpy.ndarray, numpy.ndarray], is_train: bool):
     """(emissions [B, L, T], tags [B, L], mask [B, L]) -> the CRF's forward arguments; gradient flows to emissions."""
     emissions, tags, mask = X
-    args = (xp2torch(emissions, requires_grad=is_train), torch.from_numpy(tags), torch.from_numpy(mask))
+    device = module_device(model)
+    args = (xp2torch(emissions, requires_grad=is_train, device=device), xp2torch(tags, device=device), xp2torch(mask, device=device))
     return ArgsKwargs(args=args, kwargs={}), lambda d: torch2xp(d.args[0])
 
 
@@ -253,9 +254,10 @@ class AVETagger(SizedFromCfg, TrainablePipe):
         for bucket in length_buckets([len(s) for s in scores]):
             emissions, mask = pad_scores([scores[i] for i in bucket], len(self.tags))
             with torch.no_grad():
-                em, m = torch.from_numpy(emissions), torch.from_numpy(mask)
+                device = module_device(self.model.get_ref("crf"))
+                em, m = xp2torch(emissions, device=device), xp2torch(mask, device=device)
                 paths = crf.decode(em, m, constrained=self.cfg["bio_constraints"])
-                marginals = crf.marginals(em, m).numpy()
+                marginals = crf.marginals(em, m).cpu().numpy()
             for row, (i, path) in enumerate(zip(bucket, paths)):
                 out[i] = (path, marginals[row, numpy.arange(len(path)), path])
         return out
@@ -268,6 +270,12 @@ class AVETagger(SizedFromCfg, TrainablePipe):
                 continue
             spans = []
             for start, end, label in spans_from_bio([tags[t] for t in path]):
+                while start < end and doc[start].is_space:  # an attribute value never starts or ends with whitespace
+                    start += 1
+                while end > start and doc[end - 1].is_space:
+                    end -= 1
+                if start == end:
+                    continue
                 span = Span(doc, start, end, label=label)
                 span._.confidence = span_mean(probs, start, end)
                 spans.append(span)
@@ -311,7 +319,7 @@ class AVETagger(SizedFromCfg, TrainablePipe):
         for r, i in enumerate(rows):
             tags[r, : len(gold[i])] = gold[i]
         nll, backprop_crf = self.model.get_ref("crf").begin_update((emissions, tags, mask))
-        d_emissions = backprop_crf(numpy.ones_like(nll))
+        d_emissions = backprop_crf(self.model.ops.xp.ones_like(nll))
         for r, i in enumerate(rows):
             d_scores[i] = self.model.ops.asarray2f(d_emissions[r, : len(scores[i])])
         return float(nll.sum()), d_scores

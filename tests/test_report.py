@@ -126,6 +126,9 @@ def test_system_names():
     assert system_name("single", "single", "configs/single.cfg") == "single"
     assert system_name("single", "single", "/x/configs/baseline_ner.cfg") == "spaCy ner"
     assert [system_name("pair", c) for c in ("none", "cce", "lce", "full")] == ["hard sharing", "cce", "lce", "full coupling"]
+    assert system_name("pair", "full", "configs/pair_trf.cfg") == "full coupling [pair_trf]"
+    assert system_name("single", "single", "/x/single_trf.cfg") == "single [single_trf]"
+    assert system_name("group", "none", "configs/pair.cfg") == "group hard sharing"
 
 
 def write_run(path, kind, coupling, seed, verticals, config="configs/single.cfg"):

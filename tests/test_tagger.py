@@ -4,6 +4,7 @@ import subprocess
 import sys
 import warnings
 
+import numpy
 import pytest
 import spacy
 from spacy.tokens import Doc, DocBin
@@ -156,3 +157,38 @@ def test_gold_fast_path_equals_spacy_alignment(data_dir):
         assert same_tokens_bio(eg) == expected
     other = Example(Doc(nlp.vocab, words=["Acmered", "coffee"]), docs[0])
     assert same_tokens_bio(other) is None
+
+
+def test_glove_cache_is_built_once_in_a_fresh_cache_dir(tmp_path, monkeypatch):
+    from spacy_mtlave import vectors
+
+    built = []
+
+    def fake_build(output_dir, **kwargs):  # the real table takes ~30 s; the cache logic is what is tested here
+        built.append(output_dir)
+        spacy.blank("en").to_disk(output_dir)
+        (output_dir / "vocab" / "vectors").write_bytes(b"")
+        return output_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "no" / "such" / "cache"))
+    monkeypatch.setattr(vectors, "build_glove_vectors", fake_build)
+    first = vectors.ensure_glove_vectors()
+    assert first == tmp_path / "no" / "such" / "cache" / "spacy_mtlave" / "glove-6b-50d" and (first / "vocab" / "vectors").exists()
+    assert vectors.ensure_glove_vectors() == first and len(built) == 1
+    assert sorted(p.name for p in first.parent.iterdir()) == ["glove-6b-50d"]  # no temporary folder left
+
+
+def test_whitespace_tokens_are_never_part_of_an_attribute(trained_single):
+    nlp = spacy.load(trained_single)
+    tagger = nlp.get_pipe("ave_tagger")
+    doc = nlp.make_doc("Acme  \n red coffee")
+    assert [t.is_space for t in doc] == [False, True, False, False]
+    brand, flavor = tagger.tags.index("B-Brand"), tagger.tags.index("I-Brand")
+    probs = numpy.ones(4, dtype="float32")
+    tagger.set_annotations([doc], [([brand, flavor, flavor, 0], probs)])  # Viterbi path "Acme ␣ red" as one Brand
+    assert [(e.text, e.label_) for e in doc.ents] == [("Acme  \n red", "Brand")]
+    tagger.set_annotations([doc], [([0, brand, flavor, 0], probs)])  # "␣ red": the space is trimmed
+    assert [(e.text, e.label_) for e in doc.ents] == [("red", "Brand")]
+    only_space = nlp.make_doc("  \n\t ")
+    tagger.set_annotations([only_space], [([brand] * len(only_space), numpy.ones(len(only_space), "float32"))])
+    assert only_space.ents == ()
