@@ -331,12 +331,16 @@ class AVETagger(SizedFromCfg, TrainablePipe):
         examples = list(examples)
         if not any(len(eg.predicted) for eg in examples):
             return losses
-        scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
-        loss, d_scores = self.get_loss(examples, scores)
-        backprop(d_scores)
+        # a vertical-bound tagger with none of its docs in the batch has no loss: skip the forward and backward pass
+        # (a train-group step then costs the same whatever the number of heads), but still apply the gradient that
+        # the coupling sent to its emission layer at the previous step
+        if any(self.accepts(eg.reference) for eg in examples):
+            scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
+            loss, d_scores = self.get_loss(examples, scores)
+            backprop(d_scores)
+            losses[self.name] += loss
         if sgd is not None:
             self.finish_update(sgd)
-        losses[self.name] += loss
         return losses
 
     def score(self, examples: Iterable[Example], **kwargs) -> Dict:

@@ -88,3 +88,21 @@ def test_package_name_with_language_prefix_and_version(trained_single, tmp_path)
     wheel = package_model(trained_single, tmp_path, name="en_ave_dark_roast", version="2.0.1")
     assert wheel == tmp_path / "en_ave_dark_roast-2.0.1" / "dist" / "en_ave_dark_roast-2.0.1-py3-none-any.whl"
     assert wheel.is_file()
+
+
+def test_every_registered_function_has_an_entry_point():
+    """spacy.load / spacy train find the package's functions without importing it only through entry points."""
+    import re
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    groups = tomllib.loads((root / "pyproject.toml").read_text())["project"]["entry-points"]
+    registered, factories = {}, set()
+    for path in (root / "spacy_mtlave").rglob("*.py"):
+        text = path.read_text()
+        for kind, name in re.findall(r'registry\.(\w+)\("(spacy_mtlave\.[^"]+)"\)', text):
+            registered[name] = kind
+        factories |= set(re.findall(r'@Language\.factory\(\s*"(\w+)"', text))
+    assert len(registered) >= 10 and factories == set(groups["spacy_factories"])
+    for name, kind in registered.items():
+        assert name in groups.get(f"spacy_{kind}", {}), f"{name} ({kind}) has no entry point in pyproject.toml"
