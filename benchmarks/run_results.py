@@ -2,7 +2,8 @@
 single-task taggers, the pair with hard sharing only (--coupling none), with full coupling, and with full coupling plus a k-gram
 prior on the label attention (full_kgram; full_kgram_attr also leaves O contexts out of L), the pair over the
 all-MiniLM-L6-v2 encoder (full_trf, configs/pair_trf.cfg), all verticals of the pairs jointly (group_full,
-group_none: train-group into OUT/group/seed<N>/<coupling>), and spaCy's `ner` (configs/baseline_ner.cfg) per vertical. Runs `python -m spacy_mtlave ...` in --jobs parallel processes (one torch
+group_none: train-group into OUT/group/seed<N>/<coupling>; group_full_p2: coupling each vertical only with its 2 best
+suggested partners), and spaCy's `ner` (configs/baseline_ner.cfg) per vertical. Runs `python -m spacy_mtlave ...` in --jobs parallel processes (one torch
 thread each), skips runs whose run.json exists, and prints the `report` command for the finished runs.
 
     python benchmarks/run_results.py --corpus corpus --out training/results --seeds 0 1 2 --jobs 2
@@ -17,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 PAIRS = [("Coffee", "Tea"), ("Laundry Detergent", "Sunscreen"), ("Conditioner", "Vitamin"), ("Shoes", "Toothbrush"), ("Breakfast Cereal", "Safety Mask")]
-SYSTEMS = ("full", "none", "single", "ner", "full_kgram", "full_kgram_attr", "full_trf", "group_full", "group_none")
+SYSTEMS = ("full", "none", "single", "ner", "full_kgram", "full_kgram_attr", "full_trf", "group_full", "group_none", "group_full_p2")
 # extra config overrides of a system (see docs/results.md: label attention with a k-gram name prior)
 VARIANTS = {
     "full_kgram": ("full", ["--components.coupling.model.label_init_std", "1.0"]),
@@ -37,9 +38,10 @@ def jobs(corpus: Path, out: Path, seeds, systems, vectors, pairs):
     verticals = sorted({v for pair in pairs for v in pair})
     for seed in seeds:
         for system in (s for s in systems if s.startswith("group_")):
-            coupling = system[len("group_"):]
-            target = out / "group" / f"seed{seed}" / coupling
-            runs.append((target, ["train-group", *(str(corpus / slug(v)) for v in verticals), str(target), "--coupling", coupling, "--seed", str(seed), *vec]))
+            coupling, _, partners = system[len("group_"):].partition("_p")
+            target = out / "group" / f"seed{seed}" / system[len("group_"):]
+            extra = ["--partners", partners] if partners else []
+            runs.append((target, ["train-group", *(str(corpus / slug(v)) for v in verticals), str(target), "--coupling", coupling, "--seed", str(seed), *vec, *extra]))
         for v1, v2 in pairs:
             for system in systems:
                 base = out / f"{slug(v1)}+{slug(v2)}" / f"seed{seed}"
