@@ -9,6 +9,8 @@ partner beats the others. Also the gains of `train-group` runs (all verticals jo
 
     python -m spacy_mtlave suggest-partners corpus --output docs/results/partners.json
     python benchmarks/partner_gains.py training/results docs/results/partners.json --output docs/results/partner_gains.md
+
+--output also writes the analysis as .json and the two heatmaps (score, measured gain) as .png next to it.
 """
 import argparse
 import json
@@ -94,6 +96,15 @@ def analyse(results: Path, suggestions: Dict[str, List[Dict]]) -> Dict:
     pooled = {"n": len(rows), "spearman": spearman(x, y), "p_one_sided": permutation_p(x, y)}
     for key in ("name", "density"):
         pooled[f"spearman_{key}"] = spearman([r[key] for r in rows], y)
+    # within verticals: both centred on the vertical's mean, so "which vertical gains at all" does not count
+    centred = [r for r in rows if per_vertical[r["vertical"]]["partners"] >= 2]
+    means = {v: (numpy.mean([r["score"] for r in centred if r["vertical"] == v]), numpy.mean([r["gain"] for r in centred if r["vertical"] == v])) for v in per_vertical}
+    xc = [r["score"] - means[r["vertical"]][0] for r in centred]
+    yc = [r["gain"] - means[r["vertical"]][1] for r in centred]
+    pooled["within"] = {"n": len(centred), "spearman": spearman(xc, yc), "p_one_sided": permutation_p(xc, yc)}
+    gains = numpy.array(y)
+    row_means = numpy.array([means[r["vertical"]][1] for r in rows if r in centred])
+    pooled["share_of_gain_variance_between_verticals"] = float(numpy.var(row_means) / numpy.var(gains[[r in centred for r in rows]]))
     groups = {system: {v: dict(zip(("gain", "seeds"), mean_gain(runs, single.get(v, {})))) for v, runs in by_v.items()} for system, by_v in group.items()}
     return {"rows": rows, "per_vertical": per_vertical, "pooled": pooled, "group": groups}
 
@@ -110,8 +121,45 @@ def markdown(result: Dict) -> str:
         out.append(f"| {v} | {p['partners']} | {rho} | {p['best_ranked']} | {100 * p['best_ranked_gain']:+.1f} | {others} | {p['best_measured']} |")
     pooled = result["pooled"]
     out += ["", f"Pooled over {pooled['n']} (vertical, partner) pairs: Spearman {pooled['spearman']:+.2f} (one-sided permutation p = "
-            f"{pooled['p_one_sided']:.3f}); name score alone {pooled['spearman_name']:+.2f}, density alone {pooled['spearman_density']:+.2f}."]
+            f"{pooled['p_one_sided']:.3f}); name score alone {pooled['spearman_name']:+.2f}, density alone {pooled['spearman_density']:+.2f}. "
+            f"Within verticals (score and gain centred on each vertical's mean, {pooled['within']['n']} pairs): Spearman "
+            f"{pooled['within']['spearman']:+.2f} (p = {pooled['within']['p_one_sided']:.3f}). The vertical alone explains "
+            f"{100 * pooled['share_of_gain_variance_between_verticals']:.0f}% of the variance of the gains."]
     return "\n".join(out)
+
+
+def plot(result: Dict, suggestions: Dict[str, List[Dict]], path: Path) -> None:
+    """Two vertical x partner heatmaps: the suggestion score and the measured gain (blank where no pair was trained)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = sorted(suggestions)
+    score = numpy.full((len(names), len(names)), numpy.nan)
+    gain = numpy.full_like(score, numpy.nan)
+    for v, rows in suggestions.items():
+        for row in rows:
+            score[names.index(v), names.index(row["partner"])] = row["score"]
+    for r in result["rows"]:
+        gain[names.index(r["vertical"]), names.index(r["partner"])] = 100 * r["gain"]
+    fig, axes = plt.subplots(1, 2, figsize=(15, 6.5), constrained_layout=True)
+    limit = numpy.nanmax(numpy.abs(gain))
+    for ax, matrix, title, cmap, (lo, hi), fmt in (
+        (axes[0], score, "suggest-partners score\n(training data only)", "viridis", (numpy.nanmin(score), numpy.nanmax(score)), "{:.2f}"),
+        (axes[1], gain, "measured Δ macro-F1 vs single-task\n(points, test split, mean over seeds)", "RdBu", (-limit, limit), "{:+.1f}"),
+    ):
+        image = ax.imshow(matrix, cmap=cmap, vmin=lo, vmax=hi)
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+        ax.set_yticks(range(len(names)), names)
+        ax.set_xlabel("partner")
+        ax.set_ylabel("vertical")
+        ax.set_title(title)
+        for (i, j), value in numpy.ndenumerate(matrix):
+            if not numpy.isnan(value):
+                ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize=7)
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.savefig(path, dpi=100, bbox_inches="tight", pad_inches=0.3)
 
 
 def main() -> None:
@@ -126,6 +174,7 @@ def main() -> None:
     if a.output:
         a.output.write_text(text + "\n")
         a.output.with_suffix(".json").write_text(json.dumps(result, indent=1))
+        plot(result, json.loads(a.suggestions.read_text()), a.output.with_suffix(".png"))
 
 
 if __name__ == "__main__":
