@@ -116,5 +116,6 @@ def train_group(
             a, b = attention["verticals"]
             srsly.write_json(output_dir / "attention" / f"{slugify(a)}+{slugify(b)}.json", attention)
     outputs = {v: split_vertical(joint, f"tagger_{slugify(v)}", output_dir / slugify(v)) for v in verticals}
-    write_run_info(output_dir, "group", coupling, seed, config, {v: (outputs[v], d) for v, d in zip(verticals, dirs)}, overrides)
+    recorded = dict(overrides or {}, **({"partners": partners} if partners else {}))  # names the system in reports
+    write_run_info(output_dir, "group", coupling, seed, config, {v: (outputs[v], d) for v, d in zip(verticals, dirs)}, recorded)
     return outputs

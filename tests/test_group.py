@@ -167,7 +167,7 @@ def test_train_group_cli(group_dir, data_dir, tmp_path):
     assert joint.config["components"]["tok2vec"]["model"]["encode"]["hidden_width"] == 32  # the override reached the config
     pairs = joint.config["components"]["coupling"]["pairs"]
     assert 1 <= len(pairs) <= 3 and all(len(p) == 2 for p in pairs)
-    assert read_run(out).system.startswith("group cce (")
+    assert read_run(out).system.startswith("group cce (") and "partners=1" in read_run(out).system
     result = runner.invoke(app, ["train-group", dirs[0], str(out)])
     assert result.exit_code == 2 and "at least two CORPUS_DIRs" in result.output
     result = runner.invoke(app, ["train-group", dirs[0], dirs[0], str(out)])
