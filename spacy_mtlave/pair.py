@@ -1,11 +1,12 @@
 """Multi-task training pieces for ``spacy train``: the ``ave_coupling`` component, a corpus reader that keeps each
-doc's vertical, and a batcher that draws every update from each vertical.
+doc's vertical, a batcher that draws every update from each of two verticals, and one that pairs up N verticals.
 
 One joint pipeline ``tok2vec -> tagger_v1 -> tagger_v2 -> coupling`` is trained by spaCy's own loop: each
 ``ave_tagger`` (bound to its vertical) adds its CRF loss on its own vertical's examples, and ``ave_coupling.update``
 adds weight * TCE on a minibatch of pairs of the shortlist L drawn among the update's docs. The coupling listens to
 the shared tok2vec like the taggers do, so it reuses the batch's encoder pass and sends its gradient back through the
-same listener into both taggers' emission layers and the shared tok2vec.
+same listener into both taggers' emission layers and the shared tok2vec. With N verticals (``train-group``) there is
+one tagger per vertical, and the coupling acts on the pair of verticals present in each batch.
 """
 import itertools
 import random
@@ -138,7 +139,6 @@ def _coupling_inputs(model: Model, X: Tuple, is_train: bool):
     the gold-tag scores s_anchor and s_partner."""
     grad_fields = ("s_anchor", "s_partner")
     key, X = (X[:1], X[1:]) if isinstance(X[0], str) else ((), X)
-
     device = module_device(model)
 
     def to_torch(field: str, x: Optional[numpy.ndarray]):
@@ -206,7 +206,7 @@ def make_ave_coupling(
     if len(taggers) < 2 or len(set(taggers)) < len(taggers) or (len(taggers) != 2 and not grouped):
         need = "at least two different" if grouped else "exactly two (more need spacy_mtlave.GroupCouplingModel.v1)"
         raise ValueError(f"{name}: 'taggers' must name {need} ave_tagger components, got {taggers}")
-    pair_ids = [(i, j) for i, j in itertools.combinations(range(len(taggers)), 2)]
+    pair_ids = list(itertools.combinations(range(len(taggers)), 2))
     if pairs is not None:
         position = {tagger: i for i, tagger in enumerate(taggers)}
         unknown = [p for p in pairs if len(p) != 2 or p[0] == p[1] or not set(p) <= set(position)]
