@@ -190,3 +190,22 @@ def test_packaged_transformer_vertical_installs_and_loads_offline(pair_trf: Path
     assert Path(info["file"]).resolve().is_relative_to(venv.resolve()) and info["factory"] == "transformer"
     assert info["ents"] == entities(pair_trf / "coffee")  # the installed package predicts what the trained pipeline does
     assert hf_cache_empty(tmp_path)
+
+
+def test_train_group_takes_the_transformer_pair_config(data_dir: Path, tmp_path: Path):
+    from .conftest import write_corpus
+
+    write_corpus(tmp_path / "cocoa", "Cocoa", seed=2)
+    out = tmp_path / "group"
+    run(["-m", "spacy_mtlave", "train-group", str(data_dir / "coffee"), str(data_dir / "tea"), str(tmp_path / "cocoa"), str(out),
+         "--config", str(CONFIG_DIR / "pair_trf.cfg"), "--vectors", str(data_dir / "vectors"), "--max-steps", "4",
+         "--training.eval_frequency", "2", "--components.coupling.thresh", "0.0"], offline_env(tmp_path))
+    assert hf_cache_empty(tmp_path)
+    joint = spacy.util.load_config(out / "joint" / "model-last" / "config.cfg")
+    assert joint["components"]["tok2vec"]["factory"] == "transformer"
+    assert joint["components"]["coupling"]["model"]["@architectures"] == "spacy_mtlave.GroupCouplingModel.v1"
+    assert joint["components"]["tagger_cocoa"]["model"]["tok2vec"]["@architectures"] == "spacy-transformers.TransformerListener.v1"
+    run_info = json.loads((out / "run.json").read_text())
+    assert run_info["kind"] == "group" and run_info["config"].endswith("pair_trf.cfg")
+    loaded = load_offline([out / info["model"] for info in run_info["verticals"].values()], tmp_path)
+    assert len(loaded) == 3 and all(info["pipe_names"] == ["tok2vec", "ave_tagger"] and info["width"] == 384 for info in loaded.values())
