@@ -251,10 +251,10 @@ class AVETagger(SizedFromCfg, TrainablePipe):
         crf = crf_module(self.model)
         scores = [self.model.ops.to_numpy(s) for s in scores]
         out: List[Tuple[List[int], numpy.ndarray]] = [([], numpy.zeros(0, dtype="float32"))] * len(scores)
+        device = module_device(self.model.get_ref("crf"))
         for bucket in length_buckets([len(s) for s in scores]):
             emissions, mask = pad_scores([scores[i] for i in bucket], len(self.tags))
             with torch.no_grad():
-                device = module_device(self.model.get_ref("crf"))
                 em, m = xp2torch(emissions, device=device), xp2torch(mask, device=device)
                 paths = crf.decode(em, m, constrained=self.cfg["bio_constraints"])
                 marginals = crf.marginals(em, m).cpu().numpy()
