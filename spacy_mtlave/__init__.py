@@ -4,7 +4,9 @@ Importing the package registers the architectures, the ``ave_tagger`` factory an
 them through entry points, so ``spacy train`` and ``spacy.load`` need no ``--code``).
 """
 from . import vertical  # noqa: F401  registers Doc._.vertical
+from .checkpoints import create_vertical_checkpoints  # noqa: F401
 from .embed import build_word_char_embed  # noqa: F401
+from .optimizers import create_lazy_adam  # noqa: F401
 from .encoder import build_bilstm_encoder  # noqa: F401
 from .pair import CouplingComponent, make_ave_coupling  # noqa: F401
 from .scorer import make_ave_scorer  # noqa: F401

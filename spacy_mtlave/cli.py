@@ -46,6 +46,23 @@ def config_overrides(ctx: typer.Context) -> dict:
     return parse_config_overrides(ctx.args)
 
 
+@app.command("subsample")
+def subsample_cmd(
+    corpus_dir: Path = typer.Argument(..., help="Vertical folder with train.spacy (and dev.spacy, test.spacy)"),
+    output_dir: Path = typer.Argument(..., help="Writes OUTPUT_DIR/train.spacy (the sample) and copies dev/test"),
+    fraction: float = typer.Option(..., help="Share of the training docs to keep, in (0, 1]"),
+    seed: int = typer.Option(0, help="Seed of the sample (a smaller fraction's sample is inside a larger one's)"),
+) -> None:
+    """Keep a fixed fraction of a vertical's training docs (the low-resource setting); dev and test stay whole."""
+    from .subsample import subsample_corpus
+
+    try:
+        counts = subsample_corpus(corpus_dir, output_dir, fraction, seed)
+    except ValueError as err:
+        fail(str(err))
+    typer.echo(f"kept {counts['kept']} of {counts['of']} training docs in {output_dir}/train.spacy")
+
+
 @app.command("train", context_settings=OVERRIDES)
 def train_cmd(
     ctx: typer.Context,

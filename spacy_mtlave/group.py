@@ -13,7 +13,8 @@ from spacy.cli.train import train as spacy_train
 from thinc.api import Config
 
 from .pair import MODES, label_attention, split_vertical
-from .train import config_path, corpus_paths, corpus_vertical, write_run_info
+from .checkpoints import selected_checkpoint
+from .train import checkpoint_settings, config_path, corpus_paths, corpus_vertical, write_run_info
 from .vectors import ensure_glove_vectors
 from .vertical import slugify
 
@@ -22,7 +23,7 @@ def group_config(template: Config, corpora: Dict[str, Dict[str, Path]], pairs: O
     """The joint config for ``corpora`` ({vertical: {"train": path, "dev": path}}) from a pair config: a head
     ``tagger_<slug>`` per vertical (a copy of the template's first coupled tagger), the coupling over ``pairs`` of
     verticals (all pairs when None) with ``spacy_mtlave.GroupCouplingModel.v1``, the group batcher, one score weight
-    per head, and the evaluation frequency scaled so that a run evaluates as often per epoch as a pair run."""
+    per head (the v3 coupling model and the balanced v2 batcher become their group versions), and the evaluation frequency scaled so that a run evaluates as often per epoch as a pair run."""
     config = copy.deepcopy(template)
     components, coupling = config["components"], config["components"]["coupling"]
     old = list(coupling["taggers"])
@@ -32,21 +33,27 @@ def group_config(template: Config, corpora: Dict[str, Dict[str, Path]], pairs: O
     names = {v: f"tagger_{slugify(v)}" for v in corpora}
     for vertical, name in names.items():
         components[name] = dict(copy.deepcopy(head), vertical=vertical)
-    pipeline = [p for p in config["nlp"]["pipeline"] if p not in old and p != "coupling"]
-    config["nlp"]["pipeline"] = pipeline + list(names.values()) + ["coupling"]
+    # the coupling keeps its place relative to the heads (before them: its gradient reaches them in the same step)
+    pipeline = config["nlp"]["pipeline"]
+    before = pipeline.index("coupling") < min(pipeline.index(name) for name in old)
+    pipeline = [p for p in pipeline if p not in old and p != "coupling"]
+    config["nlp"]["pipeline"] = pipeline + (["coupling"] + list(names.values()) if before else list(names.values()) + ["coupling"])
     coupling["taggers"] = list(names.values())
     coupling["pairs"] = None if pairs is None else [[names[a], names[b]] for a, b in pairs]
     model = coupling["model"]
+    new_pairing = model["@architectures"] == "spacy_mtlave.CouplingModel.v3"
+    keys = ("k", "n_buckets", "label_dim", "label_init_std", "tok2vec") + (("score",) if new_pairing else ())
     coupling["model"] = {
-        "@architectures": "spacy_mtlave.GroupCouplingModel.v1",
-        **{key: model[key] for key in ("k", "n_buckets", "label_dim", "label_init_std", "tok2vec") if key in model},
+        "@architectures": "spacy_mtlave.GroupCouplingModel.v2" if new_pairing else "spacy_mtlave.GroupCouplingModel.v1",
+        **{key: model[key] for key in keys if key in model},
     }
     for split in ("train", "dev"):
         config["corpora"][split]["paths"] = {slugify(v): str(paths[split]) for v, paths in corpora.items()}
     for key in [k for k in config["paths"] if k[:-1] in ("train", "dev") and k[-1].isdigit()]:
         del config["paths"][key]
+    balanced = config["training"]["batcher"]["@batchers"] == "spacy_mtlave.vertical_batcher.v2"
     config["training"]["batcher"] = {
-        "@batchers": "spacy_mtlave.group_batcher.v1",
+        "@batchers": "spacy_mtlave.group_batcher.v2" if balanced else "spacy_mtlave.group_batcher.v1",
         "size": config["training"]["batcher"]["size"],
         "pairs": None if pairs is None else [list(p) for p in pairs],
     }
@@ -108,6 +115,7 @@ def train_group(
     if max_steps is not None:
         settings["training.max_steps"] = max_steps
     settings.update(overrides or {})
+    settings.update(checkpoint_settings(output_dir / "group.cfg", output_dir / "joint"))
     spacy_train(output_dir / "group.cfg", output_dir / "joint", overrides=settings, use_gpu=gpu_id)
     joint = output_dir / "joint" / "model-best"
     if coupling != "none":
@@ -115,7 +123,10 @@ def train_group(
         for attention in label_attention(joint, [p["train"] for p in paths]):
             a, b = attention["verticals"]
             srsly.write_json(output_dir / "attention" / f"{slugify(a)}+{slugify(b)}.json", attention)
-    outputs = {v: split_vertical(joint, f"tagger_{slugify(v)}", output_dir / slugify(v)) for v in verticals}
+    outputs = {
+        v: split_vertical(joint, f"tagger_{slugify(v)}", output_dir / slugify(v), selected_checkpoint(output_dir / "joint", f"tagger_{slugify(v)}"))
+        for v in verticals
+    }
     recorded = dict(overrides or {}, **({"partners": partners} if partners else {}))  # names the system in reports
     write_run_info(output_dir, "group", coupling, seed, config, {v: (outputs[v], d) for v, d in zip(verticals, dirs)}, recorded)
     return outputs

@@ -12,7 +12,7 @@ import itertools
 import random
 import warnings
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Literal, Optional, Sequence, Tuple, Union
 
 import numpy
 import srsly
@@ -27,9 +27,10 @@ from thinc.api import ArgsKwargs, Model, Optimizer, PyTorchWrapper, xp2torch
 from thinc.types import Floats2d
 from wasabi import msg
 
-from .coupling import CouplingLoss, PairBatch, PairwiseCouplingLoss, label_label_attention, pair_key
+from .coupling import CouplingLoss, PairBatch, PairwiseCouplingLoss, label_label_attention, pair_key, transform_scores
 from .device import module_device, replace_module
 from .serialize import SizedFromCfg
+from .tagger import crf_module
 from .shortlist import Shortlist, build_shortlist, context_embeddings
 from .vertical import get_vertical, set_vertical, slugify
 
@@ -96,12 +97,91 @@ def create_group_batcher(size: int, pairs: Optional[List[List[str]]] = None) -> 
     return batch
 
 
+PAIRINGS = {
+    # v1/v2 architectures: ``batch_size`` pairs drawn per direction among the batch's contexts, TCE summed
+    "drawn": {"pairing": "drawn", "reduction": "sum"},
+    # v3 (and GroupCouplingModel.v2): every pair of L (one symmetric set) with both contexts in the batch, all four
+    # terms of TCE on each pair, the loss averaged over the pairs used
+    "all": {"pairing": "all", "reduction": "mean"},
+}
+SCORES = ("emission", "log_softmax", "marginal")
+ScoreKind = Literal["emission", "log_softmax", "marginal"]
+
+
+class _Cycle:
+    """One vertical's examples, handed out ``size`` at a time in a fresh random order each time they run out."""
+
+    def __init__(self, examples: List[Example]):
+        self.examples, self.order, self.used = examples, list(examples), 0
+
+    def take(self, size: int) -> List[Example]:
+        """The next ``size`` examples (all of them if there are fewer), never one twice in the same batch."""
+        out: List[Example] = []
+        while len(out) < min(size, len(self.examples)):
+            if not self.order:
+                fresh = random.sample(self.examples, len(self.examples))
+                taken = {id(eg) for eg in out}
+                self.order = [eg for eg in fresh if id(eg) not in taken] + [eg for eg in fresh if id(eg) in taken]
+            out.append(self.order.pop(0))
+        self.used += len(out)
+        return out
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether every example has been handed out at least once."""
+        return self.used >= len(self.examples)
+
+
+def _queues(examples: Iterable[Example]) -> Dict[Optional[str], List[Example]]:
+    queues: Dict[Optional[str], List[Example]] = {}
+    for eg in examples:
+        queues.setdefault(get_vertical(eg.reference), []).append(eg)
+    return queues
+
+
+@util.registry.batchers("spacy_mtlave.vertical_batcher.v2")
+def create_vertical_batcher_v2(size: int) -> Callable[[Iterable[Example]], Iterator[List[Example]]]:
+    """Balanced batches: every batch holds ``size`` examples of every vertical, until the largest vertical has been
+    used once (one epoch); a smaller vertical starts over in a new random order when it runs out. Each vertical gets
+    the same number of updates whatever its size (with v1 a vertical half the size of its partner is absent from
+    half of the batches)."""
+
+    def batch(examples: Iterable[Example]) -> Iterator[List[Example]]:
+        cycles = [_Cycle(q) for q in _queues(examples).values()]
+        while cycles and not all(c.exhausted for c in cycles):
+            yield [eg for c in cycles for eg in c.take(size)]
+
+    return batch
+
+
+@util.registry.batchers("spacy_mtlave.group_batcher.v2")
+def create_group_batcher_v2(size: int, pairs: Optional[List[List[str]]] = None) -> Callable[[Iterable[Example]], Iterator[List[Example]]]:
+    """Balanced group batches: every round pairs up all verticals at random (only pairs listed in ``pairs``; all
+    pairs when null) and yields ``size`` examples of each of the two per batch, a vertical left without a partner
+    alone; rounds go on until every vertical has been used once (one epoch), smaller verticals starting over in a new
+    random order. Every vertical gets one batch per round whatever its size."""
+    allowed = None if pairs is None else {frozenset(p) for p in pairs}
+
+    def batch(examples: Iterable[Example]) -> Iterator[List[Example]]:
+        cycles = {v: _Cycle(q) for v, q in _queues(examples).items()}
+        while cycles and not all(c.exhausted for c in cycles.values()):
+            active = list(cycles)
+            random.shuffle(active)
+            while active:
+                first = active.pop()
+                partners = [v for v in active if allowed is None or frozenset((first, v)) in allowed]
+                group = [first] + ([active.pop(active.index(random.choice(partners)))] if partners else [])
+                yield [eg for v in group for eg in cycles[v].take(size)]
+
+    return batch
+
+
 @util.registry.architectures("spacy_mtlave.CouplingModel.v1")
 def build_coupling_model(tok2vec: Model[List[Doc], List[Floats2d]], k: int = 3, n_buckets: int = 4096, label_dim: int = 32) -> Model:
     """A tok2vec listener (the coupling reuses the batch's shared encoder pass) and a wrapped :class:`CouplingLoss`,
     sized for the two taggers' tag sets when the component is initialized. Label k-gram table initialised with
-    std 0.1 (label attention starts nearly uniform)."""
-    return _coupling_model(tok2vec, {"k": k, "n_buckets": n_buckets, "label_dim": label_dim, "label_init_std": 0.1})
+    std 0.1 (label attention starts nearly uniform). Pairs of L drawn per direction, TCE summed, raw emissions."""
+    return _coupling_model(tok2vec, {"k": k, "n_buckets": n_buckets, "label_dim": label_dim, "label_init_std": 0.1}, PAIRINGS["drawn"], "emission")
 
 
 @util.registry.architectures("spacy_mtlave.CouplingModel.v2")
@@ -111,7 +191,26 @@ def build_coupling_model_v2(
     """As v1, with the label k-gram table's init scale configurable (default 1.0): a tag's label vector is a mean of
     its k-gram rows, so with std 1.0 the label attention starts out preferring partners whose tag names share
     k-grams (identical names: dot product ~ label_dim / n_kgrams) instead of being uniform."""
-    return _coupling_model(tok2vec, {"k": k, "n_buckets": n_buckets, "label_dim": label_dim, "label_init_std": label_init_std})
+    return _coupling_model(tok2vec, {"k": k, "n_buckets": n_buckets, "label_dim": label_dim, "label_init_std": label_init_std}, PAIRINGS["drawn"], "emission")
+
+
+@util.registry.architectures("spacy_mtlave.CouplingModel.v3")
+def build_coupling_model_v3(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    k: int = 3,
+    n_buckets: int = 4096,
+    label_dim: int = 32,
+    label_init_std: float = 0.1,
+    score: ScoreKind = "emission",
+) -> Model:
+    """The paper's TCE over all of L in the batch: L is one symmetric set of pairs (the union of both directions'
+    top-k lists), an update uses every pair of L whose two contexts are in the batch (at most the component's
+    ``batch_size`` when set), each with all four terms (CCE, CCE', LCE, LCE'), and the loss is their mean, so
+    ``weight`` means the same whatever the number of pairs. ``score``: what is compared across the two heads:
+    "emission" (the paper: raw emission scores), "log_softmax" (emissions normalised over the head's tags per token)
+    or "marginal" (the head's CRF marginal probability of the gold tag)."""
+    _check_score(score)
+    return _coupling_model(tok2vec, {"k": k, "n_buckets": n_buckets, "label_dim": label_dim, "label_init_std": label_init_std}, PAIRINGS["all"], score)
 
 
 @util.registry.architectures("spacy_mtlave.GroupCouplingModel.v1")
@@ -119,14 +218,34 @@ def build_group_coupling_model(
     tok2vec: Model[List[Doc], List[Floats2d]], k: int = 3, n_buckets: int = 4096, label_dim: int = 32, label_init_std: float = 0.1
 ) -> Model:
     """The coupling of any number of verticals: a tok2vec listener and a wrapped :class:`PairwiseCouplingLoss`
-    (attention vectors per coupled pair, one shared label k-gram table), sized at initialize."""
-    return _coupling_model(tok2vec, {"k": k, "n_buckets": n_buckets, "label_dim": label_dim, "label_init_std": label_init_std}, grouped=True)
+    (attention vectors per coupled pair, one shared label k-gram table), sized at initialize. Pairs drawn as in
+    CouplingModel.v1."""
+    return _coupling_model(tok2vec, {"k": k, "n_buckets": n_buckets, "label_dim": label_dim, "label_init_std": label_init_std}, PAIRINGS["drawn"], "emission", grouped=True)
 
 
-def _coupling_model(tok2vec: Model, hyperparams: Dict, grouped: bool = False) -> Model:
+@util.registry.architectures("spacy_mtlave.GroupCouplingModel.v2")
+def build_group_coupling_model_v2(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    k: int = 3,
+    n_buckets: int = 4096,
+    label_dim: int = 32,
+    label_init_std: float = 0.1,
+    score: ScoreKind = "emission",
+) -> Model:
+    """GroupCouplingModel.v1 with the pairing, normalisation and ``score`` of CouplingModel.v3."""
+    _check_score(score)
+    return _coupling_model(tok2vec, {"k": k, "n_buckets": n_buckets, "label_dim": label_dim, "label_init_std": label_init_std}, PAIRINGS["all"], score, grouped=True)
+
+
+def _check_score(score: str) -> None:
+    if score not in SCORES:
+        raise ValueError(f"coupling model: score must be one of {', '.join(SCORES)}, got {score!r}")
+
+
+def _coupling_model(tok2vec: Model, hyperparams: Dict, pairing: Dict[str, str], score: str, grouped: bool = False) -> Model:
     module = PairwiseCouplingLoss(1, [["O"], ["O"]], [(0, 1)], **hyperparams) if grouped else CouplingLoss(1, ["O"], ["O"], **hyperparams)
     loss = PyTorchWrapper(module, convert_inputs=_coupling_inputs)
-    attrs = {"hyperparams": hyperparams, "grouped": grouped}
+    attrs = {"hyperparams": hyperparams, "grouped": grouped, "score": score, **pairing}
     return Model("ave_coupling", _no_forward, layers=[tok2vec, loss], refs={"tok2vec": tok2vec, "loss": loss}, attrs=attrs)
 
 
@@ -164,7 +283,7 @@ def _coupling_inputs(model: Model, X: Tuple, is_train: bool):
 @Language.factory(
     "ave_coupling",
     default_config={
-        "model": {"@architectures": "spacy_mtlave.CouplingModel.v1", "tok2vec": {"@architectures": "spacy.Tok2VecListener.v1", "width": 256, "upstream": "*"}},
+        "model": {"@architectures": "spacy_mtlave.CouplingModel.v3", "tok2vec": {"@architectures": "spacy.Tok2VecListener.v1", "width": 256, "upstream": "*"}},
         "taggers": ["tagger_v1", "tagger_v2"],
         "pairs": None,
         "mode": "full",
@@ -172,7 +291,7 @@ def _coupling_inputs(model: Model, X: Tuple, is_train: bool):
         "thresh": 0.8,
         "window": 1,
         "top_k": 10,
-        "batch_size": 30,
+        "batch_size": None,
         "skip_outside": False,
     },
 )
@@ -187,7 +306,7 @@ def make_ave_coupling(
     thresh: float,
     window: int,
     top_k: Optional[int],
-    batch_size: int,
+    batch_size: Optional[int],
     skip_outside: bool,
 ) -> "CouplingComponent":
     """The paper's coupling loss between vertical-bound ``ave_tagger`` components sharing one tok2vec.
@@ -195,16 +314,20 @@ def make_ave_coupling(
     taggers: two components with ``CouplingModel`` (the paper's pair), or any number with ``GroupCouplingModel``.
     pairs: the pairs of taggers to couple (default: every pair); each has its own shortlist and attention vectors.
     mode: "none" (hard sharing only), "cce" (context attention), "lce" (label attention) or "full" (TCE).
-    Each update draws ``batch_size`` pairs of L in each direction (v1 -> v2 and v2 -> v1) among the contexts of
-    the update's docs, for every coupled pair of verticals present in the update; attention is normalised over each
-    anchor's whole partner set in L (at most top_k).
+    batch_size: with CouplingModel.v3 / GroupCouplingModel.v2, the most pairs of L an update uses (null: every pair
+    of L whose two contexts are in the update's docs); with the v1/v2 architectures, the pairs drawn per direction
+    (null: 30).
     skip_outside: leave contexts whose gold tag is ``O`` out of L, so that only attribute tokens are coupled.
+    Place the component before the taggers it couples (``tok2vec -> coupling -> taggers``): its gradient to their
+    emission layers is then applied by their own optimizer step in the same update as their CRF losses.
     """
     if mode not in MODES:
         raise ValueError(f"{name}: mode must be one of {MODES}, got {mode!r}")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"{name}: batch_size must be null or >= 1, got {batch_size}")
     grouped = bool(model.attrs.get("grouped"))
     if len(taggers) < 2 or len(set(taggers)) < len(taggers) or (len(taggers) != 2 and not grouped):
-        need = "at least two different" if grouped else "exactly two (more need spacy_mtlave.GroupCouplingModel.v1)"
+        need = "at least two different" if grouped else "exactly two (more need spacy_mtlave.GroupCouplingModel.v2)"
         raise ValueError(f"{name}: 'taggers' must name {need} ave_tagger components, got {taggers}")
     pair_ids = list(itertools.combinations(range(len(taggers)), 2))
     if pairs is not None:
@@ -228,10 +351,19 @@ class CouplingComponent(SizedFromCfg, TrainablePipe):
         self.cfg = dict(cfg, dim=0, **sizes)
         self.scorer = None
         self._states: Dict[str, _TrainingState] = {}
+        self._pending: Optional[Tuple[List, List[Example]]] = None
 
     @property
     def grouped(self) -> bool:
         return bool(self.model.attrs.get("grouped"))
+
+    @property
+    def settings(self) -> Dict:
+        """The architecture's pairing ("drawn" or "all"), reduction ("sum" or "mean") and score, and the
+        component's sampling settings: what :class:`_TrainingState` is given."""
+        attrs = self.model.attrs
+        keys = ("weight", "batch_size")
+        return {"pairing": attrs.get("pairing", "drawn"), "reduction": attrs.get("reduction", "sum"), "score": attrs.get("score", "emission"), **{k: self.cfg[k] for k in keys}}
 
     def tag_lists(self) -> List[List[str]]:
         """Each coupled tagger's tags (in the order of ``taggers``), as sized at initialize."""
@@ -252,22 +384,46 @@ class CouplingComponent(SizedFromCfg, TrainablePipe):
     def module(self) -> Union[CouplingLoss, PairwiseCouplingLoss]:
         return self.model.get_ref("loss").shims[0]._model
 
+    @property
+    def states(self) -> Dict[str, "_TrainingState"]:
+        """The training state of each coupled pair of verticals, keyed ``"i-j"`` (empty before :meth:`prepare`)."""
+        self._prepare_pending()
+        return dict(self._states)
+
     def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None) -> None:
+        """Sizes the loss and builds the shortlists from the training examples. The taggers it couples usually come
+        after it in the pipeline and are initialized after it: the sizing then waits for the first update."""
         if nlp is None:
             raise ValueError(f"{self.name}: initialize needs the pipeline (nlp)")
         taggers = [nlp.get_pipe(name) for name in self.cfg["taggers"]]
         verticals = [t.vertical for t in taggers]
         if None in verticals or len(set(verticals)) < len(verticals):
             raise ValueError(f"{self.name}: the taggers must be bound to different verticals, got {verticals}")
-        if self.grouped:
-            self.cfg["tags"] = [t.tags for t in taggers]
-        else:
-            self.cfg["tags1"], self.cfg["tags2"] = taggers[0].tags, taggers[1].tags
         self.cfg["dim"] = nlp.vocab.vectors.shape[1]
-        self._rebuild()
         examples = list(get_examples())
         self.model.get_ref("tok2vec").initialize(X=[eg.predicted for eg in examples[:10]])
+        self._states = {}
+        self._pending = (taggers, examples)
+        if all(t.labels for t in taggers):
+            self._prepare_pending()
+
+    def prepare(self, taggers: Sequence, examples: List[Example]) -> None:
+        """Size the loss for the taggers' tag sets (if not sized yet) and build each coupled pair's shortlist and
+        contexts from ``examples`` (the training docs)."""
+        tags = [list(t.tags) for t in taggers]
+        if tags != self.tag_lists():
+            if self.grouped:
+                self.cfg["tags"] = tags
+            else:
+                self.cfg["tags1"], self.cfg["tags2"] = tags
+            self._rebuild()
         self._states = _TrainingState.build_all(self, taggers, examples)
+
+    def _prepare_pending(self) -> None:
+        if self._pending is not None:
+            taggers, examples = self._pending
+            self._pending = None
+            self.prepare(taggers, examples)
 
     def predict(self, docs: Iterable[Doc]) -> None:
         return None
@@ -276,21 +432,23 @@ class CouplingComponent(SizedFromCfg, TrainablePipe):
         return None
 
     def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd: Optional[Optimizer] = None, losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
-        """weight * TCE on pairs of L drawn among these examples' contexts, for every coupled pair of verticals with
-        docs in the update. The shared tok2vec's output for the batch comes through the listener; its gradient goes
-        back the same way (zeros when there is nothing to couple)."""
+        """weight * TCE on pairs of L among these examples' contexts, for every coupled pair of verticals with docs
+        in the update. The shared tok2vec's output for the batch comes through the listener; its gradient goes back
+        the same way (zeros when there is nothing to couple)."""
         if losses is None:
             losses = {}
         losses.setdefault(self.name, 0.0)
+        self._prepare_pending()
         examples = list(examples)
         docs = [eg.predicted for eg in examples]
         tokvecs, backprop_tok2vec = self.model.get_ref("tok2vec").begin_update(docs)
         d_tokvecs = [self.model.ops.alloc2f(*t.shape) for t in tokvecs]
         if self.cfg["mode"] != "none":
             present = {get_vertical(eg.reference) for eg in examples}
+            settings = self.settings
             for state in self._states.values():
                 if state.has_pairs and state.verticals <= present:
-                    loss, d_pair = state.step(self, examples, tokvecs)
+                    loss, d_pair = state.step(self.model, settings, examples, tokvecs)
                     losses[self.name] += loss
                     d_tokvecs = [a + b for a, b in zip(d_tokvecs, d_pair)]
         backprop_tok2vec(d_tokvecs)
@@ -298,11 +456,17 @@ class CouplingComponent(SizedFromCfg, TrainablePipe):
             self.finish_update(sgd)
         return losses
 
+    def usage(self) -> Dict[str, Dict]:
+        """Per coupled pair of verticals: updates coupled, pairs used per update, and how often each pair of L was used
+        (see :meth:`_TrainingState.usage`)."""
+        return {" + ".join(sorted(state.verticals)): state.usage() for state in self._states.values()}
+
     def label_attention(self) -> List[Dict]:
         """Per coupled pair of verticals: mean attention per (tag of v1, tag of v2) over all of L, both directions,
         context and label terms."""
+        self._prepare_pending()
         if not self._states:
-            raise ValueError(f"{self.name}: label attention needs the training state (initialize first)")
+            raise ValueError(f"{self.name}: label attention needs the training state (initialize or prepare first)")
         return [state.label_attention(self) for state in self._states.values()]
 
 
@@ -330,28 +494,46 @@ class _VerticalContexts:
         """U, with the rows of ``O`` contexts zeroed when skip_outside (a zero window embedding never matches)."""
         return self.U * (self.tags != 0)[:, None] if skip_outside else self.U
 
+    def in_batch(self, doc_ids: numpy.ndarray) -> numpy.ndarray:
+        """bool [n_docs]: which of this vertical's docs are among ``doc_ids``."""
+        out = numpy.zeros(len(self.offsets) - 1, dtype=bool)
+        out[doc_ids] = True
+        return out
+
 
 class _TrainingState:
     """What the coupling of one pair of verticals needs during training (not serialized): both verticals' contexts,
-    their emission layers and the shortlist."""
+    their heads (emission layer and CRF) and the shortlist L, with a count of how often each pair of L is used."""
 
-    def __init__(self, key: str, positions: Tuple[int, int], emitters: List[Model], sides: List[_VerticalContexts], shortlist: Shortlist, grouped: bool):
+    def __init__(self, key: str, positions: Tuple[int, int], heads: List[Model], sides: List[_VerticalContexts], shortlist: Shortlist, grouped: bool):
         self.key, self.positions, self.grouped = key, positions, grouped
-        self.emitters, self.sides, self.shortlist = emitters, sides, shortlist
+        self.heads, self.sides, self.shortlist = heads, sides, shortlist
         self.verticals = {side.vertical for side in sides}
         self.partners = [shortlist.partners_12, shortlist.partners_21]
         # doc (of the partner's vertical) of every partner entry, per direction
         self.partner_docs = [sides[1].index[shortlist.partners_12.indices, 0], sides[0].index[shortlist.partners_21.indices, 0]]
         self.has_pairs = shortlist.n_pairs() > 0
+        # every pair of L as entries of both directions' partner lists (used when L is symmetric, pairing "all")
+        c1 = numpy.repeat(numpy.arange(shortlist.n1), shortlist.partners_12.counts())
+        c2 = shortlist.partners_12.indices.astype("int64")
+        self.pair_contexts = (c1, c2)
+        self.pair_columns = (numpy.arange(len(c2)) - shortlist.partners_12.indptr[c1], _column_in(shortlist.partners_21, c2, c1))
+        self.pair_docs = (sides[0].index[c1, 0], sides[1].index[c2, 0])
+        self.uses = numpy.zeros(len(c2), dtype="int64")  # per entry of partners_12 (pairing "all") or of both directions ("drawn")
+        self.uses_21 = numpy.zeros(len(shortlist.partners_21.indices), dtype="int64")
+        self.pairs_per_update: List[int] = []
 
     @classmethod
     def build_all(cls, component: CouplingComponent, taggers: List, examples: List[Example]) -> Dict[str, "_TrainingState"]:
         """One state per coupled pair of taggers, keyed like the PairwiseCouplingLoss (``"i-j"``)."""
         cfg = component.cfg
+        symmetric = component.settings["pairing"] == "all"
         sides = [_VerticalContexts.build(component, tagger, examples) for tagger in taggers]
         states = {}
         for i, j in component.cfg.get("pair_ids", [(0, 1)]):
             shortlist = build_shortlist(sides[i].shortlist_vectors(cfg["skip_outside"]), sides[j].shortlist_vectors(cfg["skip_outside"]), cfg["thresh"], top_k=cfg["top_k"])
+            if symmetric:
+                shortlist = shortlist.symmetric()
             label = f"{sides[i].vertical} + {sides[j].vertical}"
             msg.info(f"{component.name}: shortlist L of {label} {srsly.json_dumps(shortlist.summary())}")
             if shortlist.n_pairs() == 0:
@@ -359,8 +541,8 @@ class _TrainingState:
                     f"{component.name}: thresh={cfg['thresh']} leaves the shortlist L empty for {label} (best cosine similarity "
                     f"{shortlist.best_similarity:.3f}); these two verticals are trained with hard parameter sharing only"
                 )
-            emitters = [taggers[i].model.get_ref("emitter"), taggers[j].model.get_ref("emitter")]
-            states[pair_key(i, j)] = cls(pair_key(i, j), (i, j), emitters, [sides[i], sides[j]], shortlist, component.grouped)
+            heads = [taggers[i].model, taggers[j].model]
+            states[pair_key(i, j)] = cls(pair_key(i, j), (i, j), heads, [sides[i], sides[j]], shortlist, component.grouped)
         return states
 
     def _padded(self, direction: int, anchors: numpy.ndarray) -> Tuple[numpy.ndarray, numpy.ndarray]:
@@ -374,7 +556,7 @@ class _TrainingState:
         return padded, mask
 
     def _draw(self, direction: int, batch_docs: List[numpy.ndarray], n_pairs: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
-        """Draw up to n_pairs pairs of L (this direction) whose two contexts lie in the batch's docs.
+        """Pairing "drawn": up to n_pairs pairs of L (this direction) whose two contexts lie in the batch's docs.
         Returns (anchor contexts [m], column of the drawn partner in the anchor's partner list [m])."""
         a_side, p_side = (0, 1) if direction == 0 else (1, 0)
         offsets = self.sides[a_side].offsets
@@ -383,17 +565,30 @@ class _TrainingState:
         starts, counts = partners.indptr[anchors], partners.counts()[anchors]
         owner = numpy.repeat(anchors, counts)
         entries = numpy.repeat(starts - numpy.cumsum(counts) + counts, counts) + numpy.arange(int(counts.sum()))
-        in_batch = numpy.zeros(len(self.sides[p_side].offsets) - 1, dtype=bool)
-        in_batch[batch_docs[p_side]] = True
+        in_batch = self.sides[p_side].in_batch(batch_docs[p_side])
         eligible = numpy.flatnonzero(in_batch[self.partner_docs[direction][entries]])
         if len(eligible) > n_pairs:
             eligible = numpy.sort(numpy.random.choice(eligible, n_pairs, replace=False))
         chosen = entries[eligible]
+        numpy.add.at(self.uses if direction == 0 else self.uses_21, chosen, 1)
         anchors = owner[eligible]
         return anchors, chosen - partners.indptr[anchors]
 
-    def step(self, component: CouplingComponent, examples: List[Example], tokvecs: List[Floats2d]) -> Tuple[float, List[Floats2d]]:
-        """weight * TCE on pairs drawn among the examples' contexts; returns (loss, d_tokvecs)."""
+    def _all_pairs(self, batch_docs: List[numpy.ndarray], cap: Optional[int]) -> List[Tuple[numpy.ndarray, numpy.ndarray]]:
+        """Pairing "all": every pair of (symmetric) L whose two contexts lie in the batch's docs (at most ``cap``,
+        drawn uniformly), as (anchor contexts, partner columns) in each direction: the same pairs both ways."""
+        in_1, in_2 = (side.in_batch(docs) for side, docs in zip(self.sides, batch_docs))
+        eligible = numpy.flatnonzero(in_1[self.pair_docs[0]] & in_2[self.pair_docs[1]])
+        if cap is not None and len(eligible) > cap:
+            eligible = numpy.sort(numpy.random.choice(eligible, cap, replace=False))
+        self.uses[eligible] += 1
+        return [(self.pair_contexts[d][eligible], self.pair_columns[d][eligible]) for d in (0, 1)]
+
+    def step(self, model: Model, settings: Dict, examples: List[Example], tokvecs: List[Floats2d]) -> Tuple[float, List[Floats2d]]:
+        """weight * TCE on this pair's pairs of L among the examples' contexts; returns (loss, d_tokvecs).
+
+        model: the coupling component's model (its ``loss`` layer); settings: :attr:`CouplingComponent.settings`.
+        """
         positions: List[List[int]] = [[], []]  # batch positions of each side's docs
         batch_docs: List[List[int]] = [[], []]  # their doc ids in the side's tables
         for pos, eg in enumerate(examples):
@@ -402,29 +597,41 @@ class _TrainingState:
                 if doc_id is not None:
                     positions[s].append(pos)
                     batch_docs[s].append(doc_id)
-        ops = component.model.ops
+        ops = model.ops
         d_tokvecs = [ops.alloc2f(*t.shape) for t in tokvecs]
         if not all(batch_docs):
             return 0.0, d_tokvecs
         doc_arrays = [numpy.asarray(b, dtype="int64") for b in batch_docs]
+        if settings["pairing"] == "all":
+            directions = self._all_pairs(doc_arrays, settings["batch_size"])
+        else:
+            n_drawn = settings["batch_size"] or 30
+            directions = [self._draw(d, doc_arrays, n_drawn) for d in (0, 1)]
+        n_pairs = len(directions[0][0])
+        self.pairs_per_update.append(n_pairs if settings["pairing"] == "all" else n_pairs + len(directions[1][0]))
+        if n_pairs == 0 and not len(directions[1][0]):
+            return 0.0, d_tokvecs
         flats, backprops, rows = [], [], []
         for s in (0, 1):
-            scores, backprop = self.emitters[s].begin_update([tokvecs[p] for p in positions[s]])
-            flats.append(numpy.concatenate([ops.to_numpy(x) for x in scores]))
-            backprops.append((backprop, [len(x) for x in scores]))
+            emitter = self.heads[s].get_ref("emitter")
+            scores, backprop = emitter.begin_update([tokvecs[p] for p in positions[s]])
+            lengths = [len(x) for x in scores]
+            raw = numpy.concatenate([ops.to_numpy(x) for x in scores])
+            compared, backprop_score = transform_scores(settings["score"], raw, lengths, crf_module(self.heads[s]))
+            flats.append(compared)
+            backprops.append((backprop, backprop_score, lengths))
             start_of = numpy.zeros(len(self.sides[s].offsets) - 1, dtype="int64")
-            start_of[doc_arrays[s]] = numpy.concatenate([[0], numpy.cumsum([len(x) for x in scores])[:-1]])
+            start_of[doc_arrays[s]] = numpy.concatenate([[0], numpy.cumsum(lengths)[:-1]])
             rows.append(start_of)
-        n_pairs = component.cfg["batch_size"]
         batches, gathers = [], []
-        for d in (0, 1):
+        for d, (anchor_ctx, column) in enumerate(directions):
             a_side, p_side = (0, 1) if d == 0 else (1, 0)
             A, P = self.sides[a_side], self.sides[p_side]
-            anchors, column = self._draw(d, doc_arrays, n_pairs)
+            anchors, row_of = numpy.unique(anchor_ctx, return_inverse=True)  # one row per anchor, its used pairs marked
             partners, mask = self._padded(d, anchors)
             sampled = numpy.zeros_like(mask)
-            sampled[numpy.arange(len(anchors)), column] = True
-            drawn = partners[numpy.arange(len(anchors)), column]
+            sampled[row_of, column] = True
+            drawn = partners[sampled]
             row_a = rows[a_side][A.index[anchors, 0]] + A.index[anchors, 1]
             row_p = rows[p_side][P.index[drawn, 0]] + P.index[drawn, 1]
             ya, yp = A.tags[anchors], P.tags[partners]
@@ -436,19 +643,37 @@ class _TrainingState:
                 y_anchor=ya, y_partner=yp, sampled=sampled,
             ))
             gathers.append((a_side, row_a, ya, p_side, row_p, P.tags[drawn], sampled))
-        weight = component.cfg["weight"]
-        loss, backprop_loss = component.model.get_ref("loss").begin_update((self.key, *batches) if self.grouped else tuple(batches))
-        grads = backprop_loss(component.model.ops.xp.full(loss.shape, weight, dtype="float32"))
+        scale = settings["weight"] / max(n_pairs, 1) if settings["reduction"] == "mean" else settings["weight"]
+        loss, backprop_loss = model.get_ref("loss").begin_update((self.key, *batches) if self.grouped else tuple(batches))
+        grads = backprop_loss(model.ops.xp.full(loss.shape, scale, dtype="float32"))
         d_flats = [numpy.zeros_like(f) for f in flats]
         for (a_side, row_a, ya, p_side, row_p, yp, sampled), (d_anchor, d_partner) in zip(gathers, grads):
             numpy.add.at(d_flats[a_side], (row_a, ya), d_anchor)
             numpy.add.at(d_flats[p_side], (row_p, yp), d_partner[sampled])
         for s in (0, 1):
-            backprop, lengths = backprops[s]
-            d_side = backprop([ops.asarray2f(x) for x in numpy.split(d_flats[s], numpy.cumsum(lengths)[:-1])])
+            backprop, backprop_score, lengths = backprops[s]
+            d_raw = backprop_score(d_flats[s])
+            d_side = backprop([ops.asarray2f(x) for x in numpy.split(d_raw, numpy.cumsum(lengths)[:-1])])
             for p, d in zip(positions[s], d_side):
                 d_tokvecs[p] = d
-        return float(loss) * weight, d_tokvecs
+        return float(loss) * scale, d_tokvecs
+
+    def usage(self) -> Dict:
+        """Updates coupled, pairs of L used per update (mean, min, max) and uses per pair of L over the run (mean,
+        max, share never used). Pairing "drawn" counts a pair once per direction it was drawn in."""
+        per_update = numpy.asarray(self.pairs_per_update or [0])
+        uses = self.uses if not self.uses_21.any() else numpy.concatenate([self.uses, self.uses_21])
+        n_pairs = int(self.shortlist.n_pairs())
+        return {
+            "pairs_in_L": n_pairs,
+            "updates": len(self.pairs_per_update),
+            "pairs_per_update": {"mean": float(per_update.mean()), "min": int(per_update.min()), "max": int(per_update.max())},
+            "uses_per_pair": {
+                "mean": float(uses.sum() / max(n_pairs, 1)),
+                "max": int(uses.max(initial=0)),
+                "never_used": float(numpy.mean(uses == 0)) if len(uses) else 0.0,
+            },
+        }
 
     def module(self, component: CouplingComponent) -> CouplingLoss:
         """This pair's CouplingLoss."""
@@ -474,19 +699,40 @@ class _TrainingState:
         return out
 
 
-def split_vertical(joint: Path, tagger: str, output_dir: Path) -> Path:
+def _column_in(partners, owners: numpy.ndarray, others: numpy.ndarray) -> numpy.ndarray:
+    """For each (owner, other) pair, the position of ``other`` in ``owner``'s list of ``partners`` (-1 if absent)."""
+    n_other = int(max(partners.indices.max(initial=0), others.max(initial=0))) + 1
+    owner_of = numpy.repeat(numpy.arange(len(partners)), partners.counts())
+    codes = owner_of * n_other + partners.indices.astype("int64")
+    order = numpy.argsort(codes, kind="stable")
+    wanted = owners.astype("int64") * n_other + others.astype("int64")
+    found = numpy.searchsorted(codes[order], wanted)
+    found = numpy.minimum(found, max(len(codes) - 1, 0))
+    hit = (codes[order][found] == wanted) if len(codes) else numpy.zeros(len(wanted), dtype=bool)
+    entry = order[found] if len(codes) else numpy.zeros(len(wanted), dtype="int64")
+    return numpy.where(hit, entry - partners.indptr[owners], -1)
+
+
+def split_vertical(joint: Path, tagger: str, output_dir: Path, checkpoint: Optional[Path] = None) -> Path:
     """Write the joint pipeline's ``tok2vec`` + ``tagger`` as a standalone vertical pipeline (component
-    ``ave_tagger``, annotating every doc) to output_dir."""
+    ``ave_tagger``, annotating every doc) to output_dir; with ``checkpoint`` (a folder of
+    :mod:`spacy_mtlave.checkpoints`), the weights of that vertical's own best epoch."""
+    from .checkpoints import restore_checkpoint
+
     nlp = util.load_model(joint)
+    if checkpoint is not None:
+        restore_checkpoint(nlp, checkpoint)
     vertical = nlp.get_pipe(tagger).vertical
     for name in list(nlp.pipe_names):
         if name not in ("tok2vec", tagger):
             nlp.remove_pipe(name)
-    nlp.rename_pipe(tagger, "ave_tagger")
+    if tagger != "ave_tagger":
+        nlp.rename_pipe(tagger, "ave_tagger")
     nlp.get_pipe("ave_tagger").cfg["vertical"] = None
     nlp._pipe_configs["ave_tagger"]["vertical"] = None
-    nlp.meta["name"] = f"ave_{slugify(vertical)}"
-    nlp.meta["vertical"] = vertical
+    if vertical is not None:
+        nlp.meta["name"] = f"ave_{slugify(vertical)}"
+        nlp.meta["vertical"] = vertical
     nlp.to_disk(output_dir)
     return Path(output_dir)
 
@@ -497,6 +743,5 @@ def label_attention(joint: Path, train_paths: Sequence[Path]) -> List[Dict]:
     nlp = util.load_model(joint)
     examples = list(create_vertical_corpus({f"v{i}": str(p) for i, p in enumerate(train_paths, start=1)})(nlp))
     coupling: CouplingComponent = nlp.get_pipe("coupling")
-    taggers = [nlp.get_pipe(name) for name in coupling.cfg["taggers"]]
-    coupling._states = _TrainingState.build_all(coupling, taggers, examples)
+    coupling.prepare([nlp.get_pipe(name) for name in coupling.cfg["taggers"]], examples)
     return coupling.label_attention()

@@ -122,6 +122,34 @@ class Shortlist:
         """Number of distinct pairs in the union of both directions."""
         return len(self.pairs()[0])
 
+    def symmetric(self) -> "Shortlist":
+        """L as one set of pairs (the union of both directions), as the paper writes it: ``partners_12`` and
+        ``partners_21`` become transposes of each other, so a context's partner set L(j, i) holds every context it is
+        paired with in L (with ``top_k``, possibly more than k). Without top_k the shortlist is already symmetric."""
+        if self.top_k is None:
+            return self
+        n1, n2 = self.n1, self.n2
+        codes, sims = [], []
+        for partners, transposed in ((self.partners_12, False), (self.partners_21, True)):
+            codes.append(_pair_codes(partners, n2, transposed))
+            sims.append(partners.sims)
+        code, sim = np.concatenate(codes), np.concatenate(sims)
+        order = np.argsort(code, kind="stable")
+        code, sim = code[order], sim[order]
+        first = np.concatenate([[True], code[1:] != code[:-1]]) if len(code) else np.zeros(0, dtype=bool)
+        c1, c2 = np.divmod(code[first], max(n2, 1))
+        sim = sim[first].astype(np.float32)
+        by_1 = np.argsort((c1.astype(np.uint64) << np.uint64(32)) | _descending_key(sim), kind="stable")
+        by_2 = np.argsort((c2.astype(np.uint64) << np.uint64(32)) | _descending_key(sim), kind="stable")
+        return Shortlist(
+            partners_12=_csr(n1, c1[by_1], c2[by_1], sim[by_1]),
+            partners_21=_csr(n2, c2[by_2], c1[by_2], sim[by_2]),
+            thresh=self.thresh,
+            top_k=self.top_k,
+            best_similarity=self.best_similarity,
+            build_seconds=self.build_seconds,
+        )
+
     def partner_counts(self, direction: str) -> np.ndarray:
         """Partners per context, int64 [n1] for direction "12" and [n2] for "21"."""
         if direction not in ("12", "21"):

@@ -14,6 +14,7 @@ from spacy import util
 from spacy.attrs import ENT_IOB, ORTH, SPACY
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
+from spacy.pipeline.tok2vec import Tok2VecListener
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_get_examples
 from spacy.vocab import Vocab
@@ -331,14 +332,18 @@ class AVETagger(SizedFromCfg, TrainablePipe):
         examples = list(examples)
         if not any(len(eg.predicted) for eg in examples):
             return losses
-        # a vertical-bound tagger with none of its docs in the batch has no loss: skip the forward and backward pass
-        # (a train-group step then costs the same whatever the number of heads), but still apply the gradient that
-        # the coupling sent to its emission layer at the previous step
+        docs = [eg.predicted for eg in examples]
         if any(self.accepts(eg.reference) for eg in examples):
-            scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
+            scores, backprop = self.model.begin_update(docs)
             loss, d_scores = self.get_loss(examples, scores)
             backprop(d_scores)
             losses[self.name] += loss
+        elif isinstance(self.model.get_ref("tok2vec"), Tok2VecListener):
+            # a vertical-bound tagger with none of its docs in the batch has no loss: skip the emission layer and the
+            # CRF (a train-group step then costs the same whatever the number of heads), but answer the shared
+            # tok2vec's listener call with zeros: the last listener is the one that runs the tok2vec's backprop
+            tokvecs, backprop_tok2vec = self.model.get_ref("tok2vec").begin_update(docs)
+            backprop_tok2vec([self.model.ops.alloc2f(*t.shape) for t in tokvecs])
         if sgd is not None:
             self.finish_update(sgd)
         return losses

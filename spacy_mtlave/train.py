@@ -4,6 +4,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from spacy.cli.train import train as spacy_train
 
+from .checkpoints import selected_checkpoint
 from .vectors import ensure_glove_vectors
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -26,6 +27,17 @@ def config_path(config: Optional[Path], default: str) -> Path:
     if config is not None and not Path(config).is_file():
         raise ValueError(f"{config}: config file not found")
     return CONFIG_DIR / default if config is None else Path(config)
+
+
+def checkpoint_settings(config: Path, output_dir: Path) -> Dict[str, Any]:
+    """The override that tells the config's ``spacy_mtlave.vertical_checkpoints.v1`` logger where to write
+    (nothing for another logger)."""
+    from spacy import util
+
+    logger = util.load_config(config, interpolate=False)["training"].get("logger", {})
+    if logger.get("@loggers") != "spacy_mtlave.vertical_checkpoints.v1":
+        return {}
+    return {"training.logger.output_dir": str(Path(output_dir).resolve())}
 
 
 def train_vertical(
@@ -51,9 +63,15 @@ def train_vertical(
     if max_steps is not None:
         settings["training.max_steps"] = max_steps
     settings.update(overrides or {})
+    settings.update(checkpoint_settings(config, Path(output_dir)))
     spacy_train(config, Path(output_dir), overrides=settings, use_gpu=gpu_id)
     best = Path(output_dir) / "model-best"
     vertical = corpus_vertical(paths["train"], required=False) or Path(corpus_dir).name
+    checkpoint = selected_checkpoint(Path(output_dir), "ave_tagger")
+    if checkpoint is not None:  # the epoch chosen by the config's selection rule (same rule as the multi-task heads)
+        from .pair import split_vertical
+
+        best = split_vertical(best, "ave_tagger", Path(output_dir) / "model-selected", checkpoint)
     write_run_info(output_dir, "single", "single", seed, config, {vertical: (best, Path(corpus_dir))}, overrides)
     return best
 
@@ -134,10 +152,14 @@ def train_pair(
         settings["training.max_steps"] = max_steps
     settings.update(overrides or {})
     output_dir = Path(output_dir)
+    settings.update(checkpoint_settings(config, output_dir / "joint"))
     spacy_train(config, output_dir / "joint", overrides=settings, use_gpu=gpu_id)
     joint = output_dir / "joint" / "model-best"
     srsly.write_json(output_dir / "attention.json", label_attention(joint, [p["train"] for p in paths])[0])
-    outputs = {v: split_vertical(joint, f"tagger_v{i}", output_dir / slugify(v)) for i, v in enumerate(verticals, start=1)}
+    outputs = {
+        v: split_vertical(joint, f"tagger_v{i}", output_dir / slugify(v), selected_checkpoint(output_dir / "joint", f"tagger_v{i}"))
+        for i, v in enumerate(verticals, start=1)
+    }
     corpora = {verticals[0]: Path(corpus1), verticals[1]: Path(corpus2)}
     write_run_info(output_dir, "pair", coupling, seed, config, {v: (path, corpora[v]) for v, path in outputs.items()}, overrides)
     return outputs

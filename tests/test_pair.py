@@ -80,18 +80,18 @@ def _params(nlp, name):
     ]
 
 
-def test_coupling_gradient_reaches_heads_and_encoder_only_when_weighted(data_dir):
+def test_coupling_gradient_reaches_heads_in_the_same_update_and_encoder_only_when_weighted(data_dir):
     runs = {}
     for label, overrides in (("weight0", {"components.coupling.weight": 0.0}), ("none", {"components.coupling.mode": "none"}), ("full", {"components.coupling.weight": 10.0})):
         nlp = joint_nlp(data_dir, **overrides)
+        assert nlp.pipe_names == ["tok2vec", "coupling", "tagger_v1", "tagger_v2"]
         examples = train_examples(nlp, data_dir)
         optimizer = nlp.create_optimizer()
         nlp.update(examples[:20] + examples[60:80], drop=0.0, sgd=optimizer)
-        for name in ("tok2vec", "tagger_v1", "tagger_v2"):
-            # spaCy applies each component's gradient right after its own update, so what the later listeners
-            # (the coupling) send back to tok2vec and the heads is applied at the next step: flush it here
-            nlp.get_pipe(name).finish_update(optimizer)
-        runs[label] = {name: _params(nlp, name) for name in ("tok2vec", "tagger_v1", "tagger_v2")}
+        heads = {name: _params(nlp, name) for name in ("tagger_v1", "tagger_v2")}  # no flush: same update
+        # spaCy applies the shared tok2vec's gradient (CRF losses and coupling alike) at its next step: flush it here
+        nlp.get_pipe("tok2vec").finish_update(optimizer)
+        runs[label] = dict(heads, tok2vec=_params(nlp, "tok2vec"))
     for name in runs["none"]:
         for a, b in zip(runs["none"][name], runs["weight0"][name]):
             numpy.testing.assert_allclose(a, b, atol=1e-6)
@@ -99,8 +99,9 @@ def test_coupling_gradient_reaches_heads_and_encoder_only_when_weighted(data_dir
 
 
 def test_drawn_pairs_are_in_the_shortlist_and_in_the_batch(data_dir):
-    nlp = joint_nlp(data_dir)
-    state = nlp.get_pipe("coupling")._states["0-1"]
+    nlp = joint_nlp(data_dir, **{"components.coupling.model": {"@architectures": "spacy_mtlave.CouplingModel.v2", "tok2vec": {"@architectures": "spacy.Tok2VecListener.v1", "width": 32, "upstream": "*"}}})
+    assert nlp.get_pipe("coupling").settings["pairing"] == "drawn"
+    state = nlp.get_pipe("coupling").states["0-1"]
     assert state.has_pairs
     batch_docs = [numpy.array([0, 3, 5]), numpy.array([1, 2, 7, 9])]
     for direction in (0, 1):
@@ -118,6 +119,7 @@ def test_empty_shortlist_warns_and_falls_back_to_hard_sharing(data_dir):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         nlp = joint_nlp(data_dir, **{"components.coupling.thresh": 1.5})
+        nlp.get_pipe("coupling").states  # built at the first update (the taggers come after the coupling)
     messages = [str(w.message) for w in caught if "shortlist L empty" in str(w.message)]
     assert messages and "thresh=1.5" in messages[0] and "best cosine similarity" in messages[0]
     examples = train_examples(nlp, data_dir)
@@ -173,9 +175,9 @@ def test_train_pair_cli_takes_config_overrides(data_dir, tmp_path):
 
 
 def test_skip_outside_leaves_o_contexts_out_of_the_shortlist(data_dir):
-    state = joint_nlp(data_dir, **{"components.coupling.skip_outside": True}).get_pipe("coupling")._states["0-1"]
+    state = joint_nlp(data_dir, **{"components.coupling.skip_outside": True}).get_pipe("coupling").states["0-1"]
     c1, c2 = state.shortlist.pairs()
     assert len(c1) > 0
     assert (state.sides[0].tags[c1] != 0).all() and (state.sides[1].tags[c2] != 0).all()
-    full = joint_nlp(data_dir).get_pipe("coupling")._states["0-1"]
+    full = joint_nlp(data_dir).get_pipe("coupling").states["0-1"]
     assert (full.sides[0].tags[full.shortlist.pairs()[0]] == 0).any()
