@@ -12,7 +12,7 @@ from typing import Callable, List, Tuple
 import torch
 from torchcrf import CRF as TorchCRF
 
-from spacy_mtlave.crf import CRF
+from spacy_mtlave.ml.crf import CRF
 
 
 def median_ms(ours: Callable[[], object], theirs: Callable[[], object], repeats: int) -> Tuple[float, float]:

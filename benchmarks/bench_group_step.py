@@ -20,10 +20,12 @@ import torch
 from spacy.training.initialize import init_nlp
 from spacy.util import fix_random_seed, load_config, load_config_from_str
 
-from spacy_mtlave.group import group_config
-from spacy_mtlave.pair import create_group_batcher, create_vertical_corpus
-from spacy_mtlave.partners import corpus_folders
-from spacy_mtlave.train import CONFIG_DIR, corpus_paths
+from spacy_mtlave.training.group_config import group_config
+from spacy_mtlave.training.batchers import create_group_batcher
+from spacy_mtlave.training.corpus import create_vertical_corpus
+from spacy_mtlave.training.partners import corpus_folders
+from spacy_mtlave.training.train import CONFIG_DIR
+from spacy_mtlave.training.corpus import corpus_paths
 
 
 def main() -> None:
@@ -46,7 +48,7 @@ def main() -> None:
         begin = time.perf_counter()
         nlp = init_nlp(load_config_from_str(config.to_str(), overrides={"paths.vectors": args.vectors}, interpolate=False))
         init_seconds[n] = time.perf_counter() - begin
-        n_pairs[n] = len(nlp.get_pipe("coupling")._states)
+        n_pairs[n] = len(nlp.get_pipe("coupling").states)
         examples = list(create_vertical_corpus({v: str(d / "train.spacy") for v, d in chosen.items()})(nlp))
         random.seed(0)
         batches = [b for b in create_group_batcher(args.size)(examples) if len({eg.reference._.vertical for eg in b}) == 2]

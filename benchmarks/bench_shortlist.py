@@ -15,7 +15,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from spacy_mtlave.shortlist import build_shortlist
+from spacy_mtlave.ml.shortlist import build_shortlist
 
 
 def clustered(n: int, d: int, seed: int) -> Tuple[np.ndarray, np.ndarray]:

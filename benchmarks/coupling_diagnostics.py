@@ -15,8 +15,8 @@ import spacy
 import srsly
 import torch
 
-from spacy_mtlave.coupling import PairBatch
-from spacy_mtlave.pair import _TrainingState, create_vertical_corpus
+from spacy_mtlave.ml.coupling_loss import PairBatch
+from spacy_mtlave.training.corpus import create_vertical_corpus
 
 
 def diagnose(run_dir: Path) -> dict:
@@ -26,7 +26,8 @@ def diagnose(run_dir: Path) -> dict:
     taggers = [nlp.get_pipe(name) for name in coupling.cfg["taggers"]]
     corpora = {v: (run_dir / e["corpus"]).resolve() for v, e in info["verticals"].items()}
     paths = {f"v{i}": str(corpora[t.vertical] / "train.spacy") for i, t in enumerate(taggers, start=1)}
-    state = _TrainingState.build_all(coupling, taggers, list(create_vertical_corpus(paths)(nlp)))["0-1"]
+    coupling.prepare(taggers, list(create_vertical_corpus(paths)(nlp)))
+    state = coupling.states["0-1"]
     tags = [numpy.asarray(coupling.cfg["tags1"]), numpy.asarray(coupling.cfg["tags2"])]
     c1, c2 = state.shortlist.pairs()
     t1, t2 = tags[0][state.sides[0].tags[c1]], tags[1][state.sides[1].tags[c2]]
@@ -39,9 +40,9 @@ def diagnose(run_dir: Path) -> dict:
         "one side O": float(numpy.mean(o1 != o2)),
         "different tags": float(numpy.mean(~o1 & ~o2 & (t1 != t2))),
     }
-    module = state.module(coupling)
+    module = coupling.pair_module("0-1")
     anchors = numpy.flatnonzero(state.partners[0].counts())
-    partners, mask = state._padded(0, anchors)
+    partners, mask = state.padded(0, anchors)
     A, P = state.sides
     batch = PairBatch(
         torch.from_numpy(A.U[anchors]), torch.from_numpy(P.U[partners]), torch.from_numpy(mask),

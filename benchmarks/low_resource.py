@@ -39,7 +39,7 @@ def corpora(corpus: Path, out: Path, fraction: float, reduced: str) -> Path:
     """The reduced vertical's corpus folder at ``fraction`` (made once with ``subsample``)."""
     if fraction == 1.0:
         return corpus / slug(reduced)
-    from spacy_mtlave.subsample import subsample_corpus
+    from spacy_mtlave.training.subsample import subsample_corpus
 
     target = out / "corpus" / f"f{fraction:g}" / slug(reduced)
     if not (target / "train.spacy").is_file():
@@ -90,7 +90,7 @@ def test_scores(run: Path) -> Dict[str, Dict]:
     info_path = run / "run.json"
     if not info_path.is_file():
         return {}
-    from spacy_mtlave.evaluate import evaluate_pipeline
+    from spacy_mtlave.evaluation.evaluate import evaluate_pipeline
 
     info = srsly.read_json(info_path)
     out = {}

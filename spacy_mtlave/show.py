@@ -6,7 +6,7 @@ from spacy import displacy
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from .evaluate import model_labels
+from .evaluation.evaluate import model_labels
 
 GOLDEN_RATIO = 0.618033988749895
 

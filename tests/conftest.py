@@ -90,7 +90,7 @@ def data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_single(data_dir, tmp_path_factory) -> Path:
     """A tiny single-vertical pipeline trained with the package's own train function."""
-    from spacy_mtlave.train import train_vertical
+    from spacy_mtlave.training.train import train_vertical
 
     out = tmp_path_factory.mktemp("single")
     return train_vertical(data_dir / "coffee", out, vectors=data_dir / "vectors", seed=0, max_steps=60, overrides=TINY)

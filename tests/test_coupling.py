@@ -7,14 +7,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from spacy_mtlave.coupling import (
-    CouplingLoss,
-    PairBatch,
-    kgram_bucket,
-    label_kgrams,
-    label_label_attention,
-    label_label_totals,
-)
+from spacy_mtlave.ml.coupling_loss import CouplingLoss, PairBatch, kgram_bucket, label_kgrams, label_label_attention, label_label_totals
 
 torch.set_num_threads(1)
 

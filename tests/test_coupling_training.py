@@ -14,16 +14,16 @@ from spacy.tokens import DocBin
 from thinc.api import Optimizer
 from typer.testing import CliRunner
 
-from spacy_mtlave.checkpoints import VerticalCheckpoints, restore_checkpoint
+from spacy_mtlave.training.checkpoints import VerticalCheckpoints, restore_checkpoint
 from spacy_mtlave.cli import app
-from spacy_mtlave.coupling import transform_scores
-from spacy_mtlave.crf import CRF
-from spacy_mtlave.evaluate import evaluate_pipeline
-from spacy_mtlave.optimizers import LazyAdam
-from spacy_mtlave.pair import create_vertical_batcher_v2
-from spacy_mtlave.shortlist import build_shortlist
-from spacy_mtlave.subsample import subsample_corpus
-from spacy_mtlave.train import train_pair
+from spacy_mtlave.ml.compared_scores import transform_scores
+from spacy_mtlave.ml.crf import CRF
+from spacy_mtlave.evaluation.evaluate import evaluate_pipeline
+from spacy_mtlave.ml.optimizers import LazyAdam
+from spacy_mtlave.training.batchers import create_vertical_batcher_v2
+from spacy_mtlave.ml.shortlist import build_shortlist
+from spacy_mtlave.training.subsample import subsample_corpus
+from spacy_mtlave.training.train import train_pair
 from spacy_mtlave.vertical import get_vertical
 
 from .conftest import TINY

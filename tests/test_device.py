@@ -7,13 +7,13 @@ from thinc.types import Padded
 from typer.testing import CliRunner
 
 from spacy_mtlave.cli import app
-from spacy_mtlave.coupling import CouplingLoss, PairBatch, PairwiseCouplingLoss
-from spacy_mtlave.crf import CRF
-from spacy_mtlave.device import module_device, replace_module
-from spacy_mtlave.embed import CharBiLSTM, _char_inputs
-from spacy_mtlave.encoder import BiLSTM, _padded_inputs
-from spacy_mtlave.pair import _coupling_inputs
-from spacy_mtlave.tagger import _crf_inputs, build_bilstm_crf_tagger, crf_module, set_n_tags
+from spacy_mtlave.ml.coupling_loss import CouplingLoss, PairBatch, PairwiseCouplingLoss
+from spacy_mtlave.ml.crf import CRF
+from spacy_mtlave.ml.device import module_device
+from spacy_mtlave.ml.embed import CharBiLSTM, _char_inputs
+from spacy_mtlave.ml.encoder import BiLSTM, _padded_inputs
+from spacy_mtlave.ml.coupling_model import _coupling_inputs
+from spacy_mtlave.ml.tagger_model import _crf_inputs, build_bilstm_crf_tagger, crf_module, set_n_tags
 
 META = torch.device("meta")
 

@@ -12,12 +12,16 @@ from spacy.util import fix_random_seed, load_config, load_config_from_str
 from typer.testing import CliRunner
 
 from spacy_mtlave.cli import app
-from spacy_mtlave.coupling import CouplingLoss, PairBatch, PairwiseCouplingLoss
-from spacy_mtlave.group import group_config, train_group
-from spacy_mtlave.pair import create_group_batcher, create_vertical_corpus
-from spacy_mtlave.partners import name_similarity, partner_pairs, suggest_partners
-from spacy_mtlave.report import read_run
-from spacy_mtlave.train import CONFIG_DIR, corpus_paths
+from spacy_mtlave.ml.coupling_loss import CouplingLoss, PairBatch, PairwiseCouplingLoss
+from spacy_mtlave.ml.device import torch_module
+from spacy_mtlave.training.group_config import group_config
+from spacy_mtlave.training.train import train_group
+from spacy_mtlave.training.batchers import create_group_batcher
+from spacy_mtlave.training.corpus import create_vertical_corpus
+from spacy_mtlave.training.partners import name_similarity, partner_pairs, suggest_partners
+from spacy_mtlave.evaluation.report import read_run
+from spacy_mtlave.training.train import CONFIG_DIR
+from spacy_mtlave.training.corpus import corpus_paths
 from spacy_mtlave.vertical import get_vertical
 
 from .conftest import TINY, write_corpus
@@ -137,7 +141,7 @@ def test_what_gets_no_gradient_does_not_move_over_several_steps(group_dir, data_
 
     def frozen():
         head = nlp.get_pipe("tagger_tea").model
-        crf = head.get_ref("crf").shims[0]._model
+        crf = torch_module(head.get_ref("crf"))
         return [numpy.array(head.get_ref("emitter").layers[0].get_param("W")), crf.transitions.detach().numpy().copy(),
                 *(getattr(module.pairs["0-1"], a).detach().numpy().copy() for a in ("a1", "a2"))]
 
@@ -158,7 +162,8 @@ def test_group_coupling_pairs_restrict_the_shortlists(group_dir, data_dir):
 def test_more_than_two_taggers_need_the_group_model(data_dir):
     from spacy.pipeline.tok2vec import Tok2VecListener
 
-    from spacy_mtlave.pair import build_coupling_model_v2, make_ave_coupling
+    from spacy_mtlave.ml.coupling_model import build_coupling_model_v2
+    from spacy_mtlave.pipeline.coupling import make_ave_coupling
 
     nlp = spacy.blank("en")
     model = build_coupling_model_v2(Tok2VecListener("*", 8))

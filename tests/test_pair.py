@@ -12,8 +12,9 @@ from spacy.util import fix_random_seed, load_config
 from typer.testing import CliRunner
 
 from spacy_mtlave.cli import app
-from spacy_mtlave.pair import create_vertical_batcher, create_vertical_corpus
-from spacy_mtlave.train import CONFIG_DIR, train_pair
+from spacy_mtlave.training.batchers import create_vertical_batcher
+from spacy_mtlave.training.corpus import create_vertical_corpus
+from spacy_mtlave.training.train import CONFIG_DIR, train_pair
 from spacy_mtlave.vertical import get_vertical
 
 from .conftest import TINY, write_corpus
@@ -160,7 +161,7 @@ def test_train_pair_cli_errors(data_dir, tmp_path):
 
 
 def test_train_pair_cli_takes_config_overrides(data_dir, tmp_path):
-    from spacy_mtlave.report import read_run
+    from spacy_mtlave.evaluation.report import read_run
 
     extra = [arg for key, value in TINY.items() for arg in (f"--{key}", json.dumps(value))]
     out = tmp_path / "cli"

@@ -9,8 +9,8 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from spacy_mtlave.evaluate import evaluate_pipeline
-from spacy_mtlave.train import train_pair
+from spacy_mtlave.evaluation.evaluate import evaluate_pipeline
+from spacy_mtlave.training.train import train_pair
 
 from .conftest import TINY
 

@@ -9,18 +9,8 @@ from matplotlib.image import imread
 from typer.testing import CliRunner
 
 from spacy_mtlave.cli import app
-from spacy_mtlave.evaluate import evaluate_pipeline
-from spacy_mtlave.report import (
-    alignment_score,
-    average_attention,
-    mean_sd,
-    plot_attention,
-    summarise,
-    system_name,
-    table3_markdown,
-    tag_improvements,
-    top_pairs,
-)
+from spacy_mtlave.evaluation.evaluate import evaluate_pipeline
+from spacy_mtlave.evaluation.report import alignment_score, average_attention, mean_sd, plot_attention, summarise, system_name, table3_markdown, tag_improvements, top_pairs
 
 TAGS = ["O", "B-Brand", "I-Brand", "B-Flavor", "I-Flavor", "B-Size", "I-Size"]
 KEYS = ("macro_p", "macro_r", "accuracy", "macro_f1", "ents_p", "ents_r", "ents_f")

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
-from spacy_mtlave.shortlist import Shortlist, build_shortlist, context_embeddings
+from spacy_mtlave.ml.shortlist import Shortlist, build_shortlist, context_embeddings
 
 # Rows whose cosine similarities are exact in float32 whatever the summation order: zero, +-one-hot, and
 # (+-0.5, +-0.5, +-0.5, +-0.5), times a power of two. All similarities are multiples of 0.25, so ties are common.

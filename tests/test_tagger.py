@@ -12,8 +12,8 @@ from spacy.training import Example
 from typer.testing import CliRunner
 
 from spacy_mtlave.cli import app
-from spacy_mtlave.evaluate import evaluate_pipeline
-from spacy_mtlave.tagger import SPANS_KEY
+from spacy_mtlave.evaluation.evaluate import evaluate_pipeline
+from spacy_mtlave.pipeline.tagger import SPANS_KEY
 
 
 def ents(doc):
@@ -126,7 +126,7 @@ def test_train_cli_reports_missing_corpus(tmp_path):
 
 
 def test_length_buckets_cover_every_non_empty_doc_once():
-    from spacy_mtlave.tagger import length_buckets
+    from spacy_mtlave.ml.tagger_model import length_buckets
 
     lengths = [3, 0, 40, 7, 4, 80, 1, 2, 0, 39]
     buckets = length_buckets(lengths)
@@ -138,7 +138,7 @@ def test_length_buckets_cover_every_non_empty_doc_once():
 def test_span_mean_equals_numpy_mean():
     import numpy
 
-    from spacy_mtlave.tagger import span_mean
+    from spacy_mtlave.pipeline.tagger import span_mean
 
     probs = numpy.random.RandomState(0).rand(50).astype("float32")
     for start, end in [(0, 1), (3, 9), (0, 50), (49, 50)]:
@@ -146,7 +146,7 @@ def test_span_mean_equals_numpy_mean():
 
 
 def test_gold_fast_path_equals_spacy_alignment(data_dir):
-    from spacy_mtlave.tagger import same_tokens_bio
+    from spacy_mtlave.pipeline.tagger import same_tokens_bio
 
     nlp = spacy.blank("en")
     docs = list(DocBin().from_disk(data_dir / "coffee" / "train.spacy").get_docs(nlp.vocab))
@@ -160,7 +160,7 @@ def test_gold_fast_path_equals_spacy_alignment(data_dir):
 
 
 def test_glove_cache_is_built_once_in_a_fresh_cache_dir(tmp_path, monkeypatch):
-    from spacy_mtlave import vectors
+    from spacy_mtlave.training import vectors
 
     built = []
 

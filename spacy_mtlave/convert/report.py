@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
 from .errors import ConvertError
-from .records import EXPANDED, ENTRY_SKIPPED, NOT_PLACED, OVERLAP_DROPPED, PLACED, STATUSES, Record
+from .records import (
+    ENTRY_SKIPPED,
+    EXPANDED,
+    NOT_PLACED,
+    OVERLAP_DROPPED,
+    PLACED,
+    STATUSES,
+    Record,
+)
 
 GROUP_SPLITS = {"train": ("train", "dev"), "test": ("test",)}
 SPLITS = ("train", "dev", "test")

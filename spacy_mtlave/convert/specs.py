@@ -22,7 +22,16 @@ from spacy.language import Language
 
 from .errors import ConvertError
 from .placement import Value, make_doc, place_all_occurrences, set_gold
-from .records import ENTRY_SKIPPED, Outcome, Record, get_field, get_text, get_vertical, iter_csv, iter_jsonl
+from .records import (
+    ENTRY_SKIPPED,
+    Outcome,
+    Record,
+    get_field,
+    get_text,
+    get_vertical,
+    iter_csv,
+    iter_jsonl,
+)
 
 Entry = Tuple[Optional[str], Any]  # (key or None, value)
 PLACEHOLDERS = ("na", "n/a")

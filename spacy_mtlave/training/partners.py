@@ -19,9 +19,9 @@ import numpy
 import spacy
 from spacy.tokens import DocBin
 
-from .coupling import label_kgrams
-from .shortlist import build_shortlist, context_embeddings
-from .train import corpus_paths, corpus_vertical
+from ..ml.coupling_loss import label_kgrams
+from ..ml.shortlist import build_shortlist, context_embeddings
+from .corpus import corpus_paths, corpus_vertical
 
 
 class _Vertical:

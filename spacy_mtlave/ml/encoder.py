@@ -3,7 +3,16 @@ from typing import List
 
 import torch
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model, PyTorchWrapper, chain, list2padded, padded2list, torch2xp, xp2torch
+from thinc.api import (
+    ArgsKwargs,
+    Model,
+    PyTorchWrapper,
+    chain,
+    list2padded,
+    padded2list,
+    torch2xp,
+    xp2torch,
+)
 from thinc.types import Floats2d, Padded
 
 from .device import module_device

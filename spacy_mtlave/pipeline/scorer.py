@@ -4,8 +4,8 @@ from typing import Any, Callable, Dict, Iterable, Optional
 from spacy.training import Example
 from spacy.util import registry
 
-from .metrics import score_examples
-from .vertical import get_vertical
+from ..evaluation.metrics import score_examples
+from ..vertical import get_vertical
 
 
 def score_ave(examples: Iterable[Example], vertical: Optional[str] = None, key_suffix: Optional[str] = None, **kwargs: Any) -> Dict[str, Any]:

@@ -1,24 +1,30 @@
 """The paper's Table 3, Table 4 and Figure 4 from trained runs (directories holding a ``run.json``, see
-``train.write_run_info``): evaluate every run's pipelines on their test corpora, aggregate over seeds, plot the
+``spacy_mtlave.training.run_info``): evaluate every run's pipelines on their test corpora, aggregate over seeds, plot the
 coupling's label-label attention and write Markdown, JSON and PNG files to one report directory."""
 import os
 import statistics
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy
 import srsly
 
+from ..training.run_info import (  # noqa: F401
+    BASELINE_NER,
+    DEFAULT_MULTI,
+    PAIR_SYSTEMS,
+    SINGLE,
+    SYSTEM_ORDER,
+    Run,
+    read_run,
+    system_name,
+)
+from ..vertical import slugify
 from .evaluate import evaluate_pipeline, label_warning, percent
-from .vertical import slugify
 
 METRICS = (("macro_p", "macro-P"), ("macro_r", "macro-R"), ("accuracy", "accuracy"), ("macro_f1", "macro-F1"),
            ("ents_p", "span P"), ("ents_r", "span R"), ("ents_f", "span F1"), ("rare_tag_f1", "rare-tag F1"))
-SINGLE, BASELINE_NER, DEFAULT_MULTI = "single", "spaCy ner", "full coupling"
-PAIR_SYSTEMS = {"none": "hard sharing", "cce": "cce", "lce": "lce", "full": "full coupling"}
-SYSTEM_ORDER = (SINGLE, BASELINE_NER, "hard sharing", "cce", "lce", "full coupling", *(f"group {name}" for name in PAIR_SYSTEMS.values()))
 # attention.json keys -> (paper's term, kind of attention, anchors from vertical 0 or 1)
 TERMS = (("context_12", "CCE", "context", 0), ("context_21", "CCE'", "context", 1),
          ("label_12", "LCE", "label", 0), ("label_21", "LCE'", "label", 1))
@@ -27,56 +33,6 @@ Log = Callable[[str], None]
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
-
-
-@dataclass
-class Run:
-    """One training output: its pipelines and corpora (absolute paths) per vertical."""
-
-    path: Path
-    kind: str
-    coupling: str
-    seed: int
-    config: str
-    verticals: Dict[str, Tuple[Path, Path]]
-    overrides: Dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def system(self) -> str:
-        """The system name, with the run's command-line config overrides (``full coupling (label_init_std=1.0)``)."""
-        name = system_name(self.kind, self.coupling, self.config)
-        if self.overrides:
-            name += " (" + ", ".join(f"{key.rsplit('.', 1)[-1]}={value}" for key, value in sorted(self.overrides.items())) + ")"
-        return name
-
-
-def system_name(kind: str, coupling: str, config: str = "") -> str:
-    """"single", "spaCy ner" (a single run of configs/baseline_ner.cfg), the pair's coupling mode name, or "group "
-    and the mode name for a run of train-group; runs of another config than single.cfg / pair.cfg get its name
-    in brackets ("full coupling [pair_trf]")."""
-    # a config other than the shipped CPU defaults names the system too: "full coupling [pair_trf]"
-    suffix = "" if Path(config).name in ("", "single.cfg", "pair.cfg", "baseline_ner.cfg") else f" [{Path(config).stem}]"
-    if kind == "single":
-        return BASELINE_NER if str(config).endswith("baseline_ner.cfg") else SINGLE + suffix
-    if kind == "pair" and coupling in PAIR_SYSTEMS:
-        return PAIR_SYSTEMS[coupling] + suffix
-    if kind == "group" and coupling in PAIR_SYSTEMS:
-        return f"group {PAIR_SYSTEMS[coupling]}{suffix}"
-    raise ValueError(f"run.json: unknown kind/coupling {kind!r}/{coupling!r}")
-
-
-def read_run(run_dir: Path) -> Run:
-    """``RUN_DIR/run.json``; ValueError naming the directory when it is missing or incomplete."""
-    run_dir = Path(run_dir)
-    path = run_dir / "run.json"
-    if not path.is_file():
-        raise ValueError(f"{run_dir}: no run.json (not a training output of 'train', 'train-pair' or 'train-group')")
-    info = srsly.read_json(path)
-    missing = [key for key in ("kind", "coupling", "seed", "verticals") if key not in info]
-    if missing or not info["verticals"]:
-        raise ValueError(f"{path}: missing {', '.join(missing) or 'verticals'}")
-    verticals = {v: ((run_dir / e["model"]).resolve(), (run_dir / e["corpus"]).resolve()) for v, e in info["verticals"].items()}
-    return Run(run_dir, info["kind"], info["coupling"], int(info["seed"]), str(info.get("config", "")), verticals, info.get("overrides", {}))
 
 
 def _newest_mtime(path: Path) -> float:

@@ -4,11 +4,12 @@ Shapes: B = batch, L = padded length, T = number of tags. `mask` is a bool
 [B, L] tensor whose True entries are a prefix of each row (rows may be empty).
 """
 import math
-from functools import lru_cache
-from typing import Callable, Iterable, List, Tuple
+from typing import Callable, List, Tuple
 
 import torch
 from torch import Tensor, nn
+
+from ..bio import parse_tag
 
 
 class CRF(nn.Module):
@@ -97,7 +98,7 @@ class CRF(nn.Module):
         """Allow "I-x" only after "B-x" or "I-x", and never as the first tag."""
         if len(tag_names) != self.n_tags:
             raise ValueError(f"tag_names has {len(tag_names)} names, expected {self.n_tags}")
-        parsed = [_parse_tag(name) for name in tag_names]
+        parsed = [parse_tag(name) for name in tag_names]
         allowed = torch.ones(self.n_tags, self.n_tags, dtype=torch.bool)
         allowed_start = torch.ones(self.n_tags, dtype=torch.bool)
         for j, (prefix_j, label_j) in enumerate(parsed):
@@ -169,42 +170,6 @@ class CRF(nn.Module):
             cur = torch.where(mask[:, i], prev, cur)
             path.append(cur)
         return torch.stack(path[::-1], dim=1), best_score
-
-
-def bio_tags(labels: Iterable[str]) -> List[str]:
-    """["O", "B-a", "I-a", "B-b", "I-b", ...] for the sorted distinct labels."""
-    tags = ["O"]
-    for label in sorted(set(labels)):
-        tags.extend((f"B-{label}", f"I-{label}"))
-    return tags
-
-
-def spans_from_bio(tags: List[str]) -> List[Tuple[int, int, str]]:
-    """(start, end_exclusive, label) spans of a BIO sequence; an "I-x" that
-    does not continue an x span starts a new one."""
-    spans: List[Tuple[int, int, str]] = []
-    begin, current = 0, None
-    for i, name in enumerate(tags):
-        prefix, label = _parse_tag(name)
-        if current is not None and (prefix != "I" or label != current):
-            spans.append((begin, i, current))
-            current = None
-        if prefix != "O" and current is None:
-            begin, current = i, label
-    if current is not None:
-        spans.append((begin, len(tags), current))
-    return spans
-
-
-@lru_cache(maxsize=4096)
-def _parse_tag(name: str) -> Tuple[str, str]:
-    """("O", "") for "O", else (prefix, label) for "B-<label>" / "I-<label>"."""
-    if name == "O":
-        return "O", ""
-    prefix, sep, label = name.partition("-")
-    if not sep or prefix not in ("B", "I") or not label:
-        raise ValueError(f"invalid BIO tag {name!r}: expected 'O', 'B-<label>' or 'I-<label>'")
-    return prefix, label
 
 
 def _log_matmul(transitions: Tensor) -> Callable[[Tensor], Tensor]:

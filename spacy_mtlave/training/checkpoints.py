@@ -21,7 +21,7 @@ from spacy import util
 from spacy.language import Language
 from spacy.training.loggers import console_logger
 
-from .tagger import AVETagger
+from ..pipeline.tagger import AVETagger
 
 RULES = ("raw", "smoothed")
 

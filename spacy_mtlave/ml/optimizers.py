@@ -9,10 +9,10 @@ counted per parameter, as in thinc). Everything else (L2, grad_clip, averages) i
 """
 from typing import Tuple
 
+from spacy import util
 from thinc.api import Optimizer
 from thinc.backends import get_array_ops
 from thinc.types import FloatsXd
-from spacy import util
 
 
 class LazyAdam(Optimizer):

@@ -1,16 +1,11 @@
-"""The ``ave_tagger`` component: tok2vec -> emission scores -> linear-chain CRF -> ``doc.ents``.
-
-Architecture ``spacy_mtlave.BiLSTMCRFTagger.v1`` returns per-doc emission scores [n_tokens, n_tags]; its ``crf``
-layer (a wrapped :class:`spacy_mtlave.crf.CRF`) holds the transition scores and is used for the loss (negative
-log-likelihood) and for Viterbi decoding.
-"""
+"""The ``ave_tagger`` component: tok2vec -> emission scores -> linear-chain CRF -> ``doc.ents``, ``doc.spans`` and
+``span._.confidence``."""
 import warnings
 from itertools import islice
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 import torch
-from spacy import util
 from spacy.attrs import ENT_IOB, ORTH, SPACY
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
@@ -18,13 +13,14 @@ from spacy.pipeline.tok2vec import Tok2VecListener
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import ArgsKwargs, Model, Optimizer, PyTorchWrapper, Linear, with_array, torch2xp, xp2torch
-from thinc.types import Floats2d, Floats3d
+from thinc.api import Config, Model, Optimizer, xp2torch
+from thinc.types import Floats2d
 
-from .crf import CRF, bio_tags, spans_from_bio
-from .device import module_device, replace_module
+from ..bio import biluo_to_bio, bio_from_spans, bio_tags, spans_from_bio
+from ..ml.device import module_device
+from ..ml.tagger_model import crf_module, length_buckets, pad_scores, set_n_tags
+from ..vertical import get_vertical
 from .serialize import SizedFromCfg
-from .vertical import get_vertical
 
 SPANS_KEY = "attributes"
 TOKEN_ATTRS = [ORTH, SPACY]
@@ -32,85 +28,35 @@ TOKEN_ATTRS = [ORTH, SPACY]
 if not Span.has_extension("confidence"):
     Span.set_extension("confidence", default=None)
 
+# the default model of ``nlp.add_pipe("ave_tagger")`` (as spaCy's own pipes have one): its own BiLSTM-CRF encoder over
+# hashed NORM/PREFIX/SUFFIX/SHAPE features and characters (static vectors need a vectors table: see the shipped configs)
+DEFAULT_AVE_TAGGER_MODEL = """
+[model]
+@architectures = "spacy_mtlave.BiLSTMCRFTagger.v1"
+nO = null
 
-@util.registry.architectures("spacy_mtlave.BiLSTMCRFTagger.v1")
-def build_bilstm_crf_tagger(tok2vec: Model[List[Doc], List[Floats2d]], nO: Optional[int] = None) -> Model[List[Doc], List[Floats2d]]:
-    """docs -> emission scores [n_tokens, nO] per doc, with a ``crf`` reference holding the transitions.
+[model.tok2vec]
+@architectures = "spacy.Tok2Vec.v2"
 
-    nO (the number of BIO tags) is set by the component at initialize from the labels it sees.
-    """
-    emitter = with_array(Linear(nO=nO))
-    crf = PyTorchWrapper(CRF(nO or 1), convert_inputs=_crf_inputs)
-    return Model(
-        "bilstm_crf_tagger",
-        _tagger_forward,
-        init=_tagger_init,
-        layers=[tok2vec, emitter, crf],
-        refs={"tok2vec": tok2vec, "emitter": emitter, "crf": crf},
-        dims={"nO": nO},
-        attrs={"resize_output": set_n_tags},
-    )
+[model.tok2vec.embed]
+@architectures = "spacy_mtlave.WordCharEmbed.v1"
+width = 128
+attrs = ["NORM","PREFIX","SUFFIX","SHAPE"]
+rows = [5000,1000,2500,2500]
+include_static_vectors = false
+char_dim = 32
+char_width = 64
+max_chars = 20
 
+[model.tok2vec.encode]
+@architectures = "spacy_mtlave.BiLSTMEncoder.v1"
+width = 128
+hidden_width = 256
+depth = 1
+dropout = 0.25
+"""
+DEFAULT_TAGGER_MODEL = Config().from_str(DEFAULT_AVE_TAGGER_MODEL)["model"]
 
-def set_n_tags(model: Model, n_tags: int) -> None:
-    """Size the emission layer and the CRF for ``n_tags`` tags (before initialize or deserialization)."""
-    model.set_dim("nO", n_tags, force=True)
-    linear = model.get_ref("emitter").layers[0]
-    if linear.has_dim("nO") is not True or linear.get_dim("nO") != n_tags:
-        linear.set_dim("nO", n_tags, force=True)
-    if crf_module(model).n_tags != n_tags:
-        replace_module(model.get_ref("crf"), CRF(n_tags))
-
-
-def crf_module(model: Model) -> CRF:
-    return model.get_ref("crf").shims[0]._model
-
-
-def _tagger_init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
-    tok2vec, emitter = model.get_ref("tok2vec"), model.get_ref("emitter")
-    tok2vec.initialize(X=X)
-    emitter.initialize(X=tok2vec.predict(X) if X is not None else None)
-
-
-def _tagger_forward(model: Model, docs: List[Doc], is_train: bool):
-    tokvecs, backprop_tok2vec = model.get_ref("tok2vec")(docs, is_train)
-    scores, backprop_emitter = model.get_ref("emitter")(tokvecs, is_train)
-
-    def backprop(d_scores: List[Floats2d]) -> List[Doc]:
-        return backprop_tok2vec(backprop_emitter(d_scores))
-
-    return scores, backprop
-
-
-def _crf_inputs(model: Model, X: Tuple[Floats3d, numpy.ndarray, numpy.ndarray], is_train: bool):
-    """(emissions [B, L, T], tags [B, L], mask [B, L]) -> the CRF's forward arguments; gradient flows to emissions."""
-    emissions, tags, mask = X
-    device = module_device(model)
-    args = (xp2torch(emissions, requires_grad=is_train, device=device), xp2torch(tags, device=device), xp2torch(mask, device=device))
-    return ArgsKwargs(args=args, kwargs={}), lambda d: torch2xp(d.args[0])
-
-
-def pad_scores(scores: Sequence[Floats2d], n_tags: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
-    """List of [n_i, T] -> (emissions [B, max n, T] float32, mask [B, max n] bool)."""
-    width = max((len(s) for s in scores), default=0)
-    emissions = numpy.zeros((len(scores), width, n_tags), dtype="float32")
-    mask = numpy.zeros((len(scores), width), dtype=bool)
-    for i, s in enumerate(scores):
-        emissions[i, : len(s)] = s
-        mask[i, : len(s)] = True
-    return emissions, mask
-
-
-def length_buckets(lengths: Sequence[int]) -> List[List[int]]:
-    """Indices of the non-empty docs grouped so that, within a group, the longest is at most twice the shortest."""
-    order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: -lengths[i])
-    buckets: List[List[int]] = []
-    for i in order:
-        if buckets and lengths[buckets[-1][0]] <= 2 * lengths[i]:
-            buckets[-1].append(i)
-        else:
-            buckets.append([i])
-    return buckets
 
 
 def span_mean(probs: numpy.ndarray, start: int, end: int) -> float:
@@ -130,19 +76,16 @@ def same_tokens_bio(example: Example) -> Optional[List[str]]:
         return None
     if len(y) and not numpy.isin(y.to_array(ENT_IOB), (1, 2, 3)).all():  # 0: missing annotation
         return None
-    tags = ["O"] * len(y)
-    for ent in y.ents:
-        if not ent.label_:
-            return None
-        tags[ent.start : ent.end] = [f"B-{ent.label_}"] + [f"I-{ent.label_}"] * (len(ent) - 1)
-    return tags
+    if any(not ent.label_ for ent in y.ents):
+        return None
+    return bio_from_spans(len(y), [(ent.start, ent.end, ent.label_) for ent in y.ents])
 
 
 @Language.factory(
     "ave_tagger",
     assigns=["doc.ents", "doc.spans", "span._.confidence"],
     default_config={
-        "model": None,
+        "model": DEFAULT_TAGGER_MODEL,
         "vertical": None,
         "bio_constraints": True,
         "spans_key": SPANS_KEY,
@@ -167,6 +110,8 @@ def make_ave_tagger(
 class AVETagger(SizedFromCfg, TrainablePipe):
     """BIO tagging with a CRF; writes ``doc.ents``, ``doc.spans[spans_key]`` and ``span._.confidence``
     (the mean CRF marginal probability of the span's tags)."""
+
+    settings_keys = ("vertical",)
 
     def __init__(
         self,
@@ -291,7 +236,7 @@ class AVETagger(SizedFromCfg, TrainablePipe):
         biluo = example.get_aligned_ner()
         if any(tag is None or tag == "-" for tag in biluo):
             return None
-        return ["O" if t == "O" else ("B-" if t[0] in "BU" else "I-") + t[2:] for t in biluo]
+        return [biluo_to_bio(t) for t in biluo]
 
     def gold_tag_ids(self, examples: Sequence[Example]) -> List[Optional[List[int]]]:
         """Per example: gold tag ids on its predicted tokens, or None when it is not this tagger's to learn

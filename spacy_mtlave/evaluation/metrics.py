@@ -11,13 +11,12 @@ All values are fractions in [0, 1]. Pure Python; no torch.
 """
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set
 
 from spacy.tokens import Doc
 from spacy.training import Example
 
-OUTSIDE = "O"
-SpanTuple = Tuple[int, int, str]
+from ..bio import OUTSIDE, SpanTuple, bio_from_spans
 
 
 def macro_f1(p: float, r: float) -> float:
@@ -165,19 +164,6 @@ def span_scores(
         "ents_f": scores["f"],
         "ents_per_type": {label: prf(c) for label, c in per_type.items()},
     }
-
-
-def bio_from_spans(n_tokens: int, spans: Iterable[SpanTuple]) -> List[str]:
-    """BIO tags (length ``n_tokens``) of non-overlapping ``(start, end, label)`` token spans."""
-    tags = [OUTSIDE] * n_tokens
-    for start, end, label in sorted(spans):
-        if not (0 <= start < end <= n_tokens) or not label:
-            raise ValueError(f"invalid span ({start}, {end}, {label!r}) for {n_tokens} tokens")
-        if any(t != OUTSIDE for t in tags[start:end]):
-            raise ValueError(f"span ({start}, {end}, {label!r}) overlaps another span")
-        tags[start] = f"B-{label}"
-        tags[start + 1 : end] = [f"I-{label}"] * (end - start - 1)
-    return tags
 
 
 def _spans(doc: Doc) -> List[SpanTuple]:

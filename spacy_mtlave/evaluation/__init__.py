@@ -1,0 +1,1 @@
+"""The benchmark's metrics, ``evaluate`` and the ``report`` tables and figures."""
