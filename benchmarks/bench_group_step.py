@@ -20,12 +20,11 @@ import torch
 from spacy.training.initialize import init_nlp
 from spacy.util import fix_random_seed, load_config, load_config_from_str
 
-from spacy_mtlave.training.group_config import group_config
 from spacy_mtlave.training.batchers import create_group_batcher
-from spacy_mtlave.training.corpus import create_vertical_corpus
-from spacy_mtlave.training.partners import corpus_folders
+from spacy_mtlave.training.corpus import corpus_paths, create_vertical_corpus
+from spacy_mtlave.training.group_config import group_config
+from spacy_mtlave.training.partner_verticals import corpus_folders
 from spacy_mtlave.training.train import CONFIG_DIR
-from spacy_mtlave.training.corpus import corpus_paths
 
 
 def main() -> None:

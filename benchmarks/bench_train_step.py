@@ -26,9 +26,8 @@ from spacy.training import Corpus, Example
 from spacy.training.initialize import init_nlp
 from spacy.util import fix_random_seed, load_config
 
-from spacy_mtlave.training.corpus import create_vertical_corpus
+from spacy_mtlave.training.corpus import corpus_vertical, create_vertical_corpus
 from spacy_mtlave.training.train import CONFIG_DIR
-from spacy_mtlave.training.corpus import corpus_vertical
 
 
 def build(config: str, overrides: Dict[str, object]) -> Language:

@@ -183,7 +183,11 @@ def suggest_partners_cmd(
     shortlist density of attribute tokens (no training)."""
     import srsly
 
-    from .training.partners import corpus_folders, partners_markdown, suggest_partners
+    from .training.partner_verticals import (
+        corpus_folders,
+        partners_markdown,
+        suggest_partners,
+    )
     from .training.vectors import ensure_glove_vectors
 
     try:

@@ -188,7 +188,7 @@ def pair_key(i: int, j: int) -> str:
     return f"{i}-{j}"
 
 
-def label_label_totals(
+def attention_totals_by_tags(
     attention: ArrayLike, y_anchor: ArrayLike, y_partner: ArrayLike, mask: ArrayLike,
     n_tags_anchor: int, n_tags_partner: int,
 ) -> Tuple[np.ndarray, np.ndarray]:
@@ -211,13 +211,13 @@ def label_label_totals(
     return sums.reshape(shape), counts.reshape(shape)
 
 
-def label_label_attention(
+def attention_by_tags(
     attention: ArrayLike, y_anchor: ArrayLike, y_partner: ArrayLike, mask: ArrayLike,
     n_tags_anchor: int, n_tags_partner: int,
 ) -> np.ndarray:
     """Mean attention per (anchor tag, partner tag) pair [n_tags_anchor,
     n_tags_partner]; 0 where no pair occurs (Figure 4 heatmap)."""
-    sums, counts = label_label_totals(
+    sums, counts = attention_totals_by_tags(
         attention, y_anchor, y_partner, mask, n_tags_anchor, n_tags_partner
     )
     return sums / np.maximum(counts, 1)

@@ -66,7 +66,7 @@ def context_embeddings(docs: Sequence[Doc], window: int = 1) -> Tuple[np.ndarray
 
 
 @dataclass
-class Partners:
+class PartnerContexts:
     """CSR partner lists: context ``c`` has partners ``indices[indptr[c]:indptr[c + 1]]`` (int32) with cosine
     similarities ``sims`` (float32), most similar first, ties by lower index. ``indptr`` is int64 [n + 1]."""
 
@@ -92,8 +92,8 @@ class Shortlist:
     vertical 2; ``partners_21`` the reverse. Without ``top_k`` the two are transposes of each other. ``best_similarity``
     is the largest cosine seen between nonzero contexts (-inf if there was none), informative when L is empty."""
 
-    partners_12: Partners
-    partners_21: Partners
+    partners_12: PartnerContexts
+    partners_21: PartnerContexts
     thresh: float
     top_k: Optional[int]
     best_similarity: float
@@ -202,7 +202,7 @@ class Shortlist:
     def from_disk(cls, path: Union[str, Path]) -> "Shortlist":
         with np.load(Path(path)) as data:
             partners = {
-                direction: Partners(data[f"indptr_{direction}"], data[f"indices_{direction}"], data[f"sims_{direction}"])
+                direction: PartnerContexts(data[f"indptr_{direction}"], data[f"indices_{direction}"], data[f"sims_{direction}"])
                 for direction in ("12", "21")
             }
             top_k = int(data["top_k"])
@@ -293,7 +293,7 @@ def build_shortlist(
         valid = col_rows >= 0
         counts = np.zeros(n2, dtype=np.int64)
         counts[keep2] = valid.sum(axis=1)
-        partners_21 = Partners(
+        partners_21 = PartnerContexts(
             np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
             keep1[col_rows[valid]].astype(np.int32),
             col_sims[valid],
@@ -374,13 +374,13 @@ def _ranks(groups: np.ndarray) -> np.ndarray:
     return np.arange(len(groups)) - np.repeat(starts, np.diff(np.append(starts, len(groups))))
 
 
-def _csr(n: int, rows: np.ndarray, cols: np.ndarray, sims: np.ndarray) -> Partners:
-    """Partners from entries already sorted by row."""
+def _csr(n: int, rows: np.ndarray, cols: np.ndarray, sims: np.ndarray) -> PartnerContexts:
+    """PartnerContexts from entries already sorted by row."""
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]).astype(np.int64)
-    return Partners(indptr, cols.astype(np.int32), sims.astype(np.float32))
+    return PartnerContexts(indptr, cols.astype(np.int32), sims.astype(np.float32))
 
 
-def _pair_codes(partners: Partners, n2: int, transposed: bool) -> np.ndarray:
+def _pair_codes(partners: PartnerContexts, n2: int, transposed: bool) -> np.ndarray:
     """Pairs of one direction as int64 codes c1 * n2 + c2."""
     owners = np.repeat(np.arange(len(partners), dtype=np.int64), partners.counts())
     others = partners.indices.astype(np.int64)

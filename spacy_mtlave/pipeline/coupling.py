@@ -220,13 +220,13 @@ class CouplingComponent(SizedFromCfg, TrainablePipe):
         (see :meth:`PairState.usage`)."""
         return {" + ".join(sorted(state.verticals)): state.usage() for state in self._states.values()}
 
-    def label_attention(self) -> List[Dict]:
+    def attention_by_tags(self) -> List[Dict]:
         """Per coupled pair of verticals: mean attention per (tag of v1, tag of v2) over all of L, both directions,
         context and label terms."""
         self._prepare_pending()
         if not self._states:
-            raise ValueError(f"{self.name}: label attention needs the training state (initialize or prepare first)")
-        return [state.label_attention(self.pair_module(key), self.tag_lists()) for key, state in self._states.items()]
+            raise ValueError(f"{self.name}: attention by tags needs the training state (initialize or prepare first)")
+        return [state.attention_by_tags(self.pair_module(key), self.tag_lists()) for key, state in self._states.items()]
 
     def pair_module(self, key: str) -> CouplingLoss:
         """The CouplingLoss of the coupled pair ``key`` (``"i-j"``)."""

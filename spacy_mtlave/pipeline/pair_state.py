@@ -14,7 +14,7 @@ from thinc.types import Floats2d
 from wasabi import msg
 
 from ..ml.compared_scores import transform_scores
-from ..ml.coupling_loss import CouplingLoss, PairBatch, label_label_attention, pair_key
+from ..ml.coupling_loss import CouplingLoss, PairBatch, attention_by_tags, pair_key
 from ..ml.shortlist import Shortlist, build_shortlist, context_embeddings
 from ..ml.tagger_model import crf_module
 from ..vertical import get_vertical
@@ -228,7 +228,7 @@ class PairState:
             },
         }
 
-    def label_attention(self, module: CouplingLoss, tag_lists: Sequence[Sequence[str]]) -> Dict:
+    def attention_by_tags(self, module: CouplingLoss, tag_lists: Sequence[Sequence[str]]) -> Dict:
         """Mean context and label attention per (tag of v1, tag of v2) over all of L, both directions, under this
         pair's ``module``; ``tag_lists``: every coupled tagger's tags."""
         tags = [list(tag_lists[p]) for p in self.positions]
@@ -245,7 +245,7 @@ class PairState:
             n_a, n_p = len(tags[a_side]), len(tags[p_side])
             with torch.no_grad():
                 for kind, attention in (("context", module.context_attention(batch, key)), ("label", module.label_attention(batch, key))):
-                    out[f"{kind}_{key}"] = label_label_attention(attention.cpu().numpy(), A.tags[anchors], P.tags[partners], mask, n_a, n_p).tolist()
+                    out[f"{kind}_{key}"] = attention_by_tags(attention.cpu().numpy(), A.tags[anchors], P.tags[partners], mask, n_a, n_p).tolist()
         return out
 
 

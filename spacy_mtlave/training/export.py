@@ -40,7 +40,7 @@ def split_vertical(joint: Path, tagger: str, output_dir: Path, checkpoint: Optio
     return Path(output_dir)
 
 
-def label_attention(joint: Path, train_paths: Sequence[Path], verticals: Optional[Dict[str, str]] = None) -> List[Dict]:
+def trained_attention(joint: Path, train_paths: Sequence[Path], verticals: Optional[Dict[str, str]] = None) -> List[Dict]:
     """The trained coupling's mean label-label attention over the shortlists of the training corpora (read as
     ``v1``, ``v2``, ...; ``verticals`` names the vertical of each for docs without one), one dict per coupled pair."""
     nlp = util.load_model(joint)
@@ -48,4 +48,4 @@ def label_attention(joint: Path, train_paths: Sequence[Path], verticals: Optiona
     examples = list(create_vertical_corpus_v2(paths, verticals)(nlp))
     coupling = nlp.get_pipe("coupling")
     coupling.prepare([nlp.get_pipe(name) for name in coupling.cfg["taggers"]], examples)
-    return coupling.label_attention()
+    return coupling.attention_by_tags()

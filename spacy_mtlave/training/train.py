@@ -14,7 +14,7 @@ from ..pipeline.coupling import MODES
 from ..vertical import slugify
 from .checkpoints import selected_checkpoint
 from .corpus import corpus_paths, resolve_verticals
-from .export import label_attention, split_vertical
+from .export import split_vertical, trained_attention
 from .run_info import write_run_info
 from .vectors import ensure_glove_vectors
 
@@ -112,7 +112,7 @@ def train_joint(
     joint = output_dir / "joint" / "model-best"
     train_files = [corpus_paths(corpora[v])["train"] for v in corpora]
     verticals = list(corpora)
-    attentions = label_attention(joint, train_files, dict(zip([f"v{i}" for i in range(1, len(verticals) + 1)], verticals)))
+    attentions = trained_attention(joint, train_files, dict(zip([f"v{i}" for i in range(1, len(verticals) + 1)], verticals)))
     if kind == "pair":
         srsly.write_json(output_dir / "attention.json", attentions[0])
     elif coupling != "none":
@@ -181,9 +181,9 @@ def train_group(
 ) -> Dict[str, Path]:
     """Train the verticals of ``corpus_dirs`` jointly with a config derived from a pair config (``group_config``);
     ``partners`` > 0 couples each vertical only with its ``partners`` best partners of
-    :func:`spacy_mtlave.training.partners.suggest_partners` (0: every pair). See :func:`train_joint`."""
+    :func:`spacy_mtlave.training.partner_verticals.suggest_partners` (0: every pair). See :func:`train_joint`."""
     from .group_config import group_config
-    from .partners import partner_pairs, suggest_partners
+    from .partner_verticals import partner_pairs, suggest_partners
 
     _check_coupling(coupling)
     if len(corpus_dirs) < 2:

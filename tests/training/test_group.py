@@ -12,19 +12,21 @@ from spacy.util import fix_random_seed, load_config, load_config_from_str
 from typer.testing import CliRunner
 
 from spacy_mtlave.cli import app
+from spacy_mtlave.evaluation.report import read_run
 from spacy_mtlave.ml.coupling_loss import CouplingLoss, PairBatch, PairwiseCouplingLoss
 from spacy_mtlave.ml.device import torch_module
-from spacy_mtlave.training.group_config import group_config
-from spacy_mtlave.training.train import train_group
 from spacy_mtlave.training.batchers import create_group_batcher
-from spacy_mtlave.training.corpus import create_vertical_corpus
-from spacy_mtlave.training.partners import name_similarity, partner_pairs, suggest_partners
-from spacy_mtlave.evaluation.report import read_run
-from spacy_mtlave.training.train import CONFIG_DIR
-from spacy_mtlave.training.corpus import corpus_paths
+from spacy_mtlave.training.corpus import corpus_paths, create_vertical_corpus
+from spacy_mtlave.training.group_config import group_config
+from spacy_mtlave.training.partner_verticals import (
+    name_similarity,
+    partner_pairs,
+    suggest_partners,
+)
+from spacy_mtlave.training.train import CONFIG_DIR, train_group
 from spacy_mtlave.vertical import get_vertical
 
-from .conftest import TINY, write_corpus
+from ..helpers import TINY, write_corpus
 
 VERTICALS = {"Coffee": "coffee", "Tea": "tea", "Cocoa": "cocoa"}
 
@@ -171,6 +173,7 @@ def test_more_than_two_taggers_need_the_group_model(data_dir):
         make_ave_coupling(nlp, "coupling", model, ["a", "b", "c"], None, "full", 1.0, 0.8, 1, 10, 30, False)
 
 
+@pytest.mark.slow
 def test_train_group_writes_one_pipeline_per_vertical(group_dir, data_dir, tmp_path):
     out = tmp_path / "group"
     outputs = train_group(list(group_dir.values()), out, vectors=data_dir / "vectors", max_steps=30, overrides=TINY)
@@ -190,6 +193,7 @@ def test_train_group_writes_one_pipeline_per_vertical(group_dir, data_dir, tmp_p
     assert joint.get_pipe("coupling").cfg["pair_ids"] == [[0, 1], [0, 2], [1, 2]]
 
 
+@pytest.mark.slow
 def test_train_group_cli(group_dir, data_dir, tmp_path):
     runner = CliRunner()
     extra = [arg for key, value in TINY.items() for arg in (f"--{key}", json.dumps(value))]

@@ -14,22 +14,21 @@ from spacy.tokens import DocBin
 from thinc.api import Optimizer
 from typer.testing import CliRunner
 
-from spacy_mtlave.training.checkpoints import VerticalCheckpoints, restore_checkpoint
 from spacy_mtlave.cli import app
+from spacy_mtlave.evaluation.evaluate import evaluate_pipeline
 from spacy_mtlave.ml.compared_scores import transform_scores
 from spacy_mtlave.ml.crf import CRF
-from spacy_mtlave.evaluation.evaluate import evaluate_pipeline
 from spacy_mtlave.ml.optimizers import LazyAdam
-from spacy_mtlave.training.batchers import create_vertical_batcher_v2
 from spacy_mtlave.ml.shortlist import build_shortlist
+from spacy_mtlave.training.batchers import create_vertical_batcher_v2
+from spacy_mtlave.training.checkpoints import VerticalCheckpoints, restore_checkpoint
 from spacy_mtlave.training.subsample import subsample_corpus
 from spacy_mtlave.training.train import train_pair
 from spacy_mtlave.vertical import get_vertical
 
-from .conftest import TINY
-from .test_pair import joint_nlp, train_examples
+from ..helpers import TINY, joint_nlp, train_examples
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def test_lazy_adam_leaves_rows_without_gradient_alone_and_is_adam_elsewhere():
@@ -206,6 +205,7 @@ def test_checkpoints_keep_the_raw_and_the_smoothed_best_and_restore_them(data_di
         VerticalCheckpoints(nlp, window=0)
 
 
+@pytest.mark.slow
 def test_train_pair_exports_each_verticals_own_best_checkpoint(data_dir, tmp_path):
     overrides = dict(TINY, **{"training.eval_frequency": 5})
     outputs = train_pair(data_dir / "coffee", data_dir / "tea", tmp_path / "pair", vectors=data_dir / "vectors", max_steps=40, overrides=overrides)

@@ -10,7 +10,15 @@ from spacy.training import Example
 from spacy.vocab import Vocab
 
 from spacy_mtlave.bio import bio_from_spans
-from spacy_mtlave.evaluation.metrics import count_tags, doc_tags, macro_f1, score_examples, span_scores, tag_scores, train_tag_counts
+from spacy_mtlave.evaluation.metrics import (
+    count_tags,
+    doc_tags,
+    macro_f1,
+    score_examples,
+    span_scores,
+    tag_scores,
+    train_tag_counts,
+)
 
 VOCAB = Vocab()
 

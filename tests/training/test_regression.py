@@ -12,7 +12,7 @@ from spacy.tokens import DocBin
 from spacy_mtlave.evaluation.evaluate import evaluate_pipeline
 from spacy_mtlave.training.train import train_pair
 
-from .conftest import TINY
+from ..helpers import TINY
 
 RECORD = Path(__file__).parent / "data" / "pair_regression.json"
 
@@ -31,6 +31,7 @@ def outcome(data_dir: Path, out: Path) -> dict:
     return json.loads(json.dumps(result))
 
 
+@pytest.mark.slow
 def test_pair_training_gives_the_recorded_scores_and_predictions(data_dir, tmp_path):
     got = outcome(data_dir, tmp_path / "pair")
     if os.environ.get("UPDATE_REGRESSION"):

@@ -6,7 +6,11 @@ from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
 from spacy_mtlave.cli import app
-from spacy_mtlave.evaluation.evaluate import evaluate_pipeline, format_scores, label_warning
+from spacy_mtlave.evaluation.evaluate import (
+    evaluate_pipeline,
+    format_scores,
+    label_warning,
+)
 
 KEYS = {"macro_p", "macro_r", "macro_f1", "accuracy", "ents_p", "ents_r", "ents_f", "rare_tag_f1", "per_tag"}
 

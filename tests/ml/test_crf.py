@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.func import functional_call
 
-from spacy_mtlave.ml.crf import CRF
 from spacy_mtlave.bio import bio_tags, spans_from_bio
+from spacy_mtlave.ml.crf import CRF
 
 torch.set_num_threads(1)
 

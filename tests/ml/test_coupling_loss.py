@@ -7,7 +7,14 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from spacy_mtlave.ml.coupling_loss import CouplingLoss, PairBatch, kgram_bucket, label_kgrams, label_label_attention, label_label_totals
+from spacy_mtlave.ml.coupling_loss import (
+    CouplingLoss,
+    PairBatch,
+    attention_by_tags,
+    attention_totals_by_tags,
+    kgram_bucket,
+    label_kgrams,
+)
 
 torch.set_num_threads(1)
 
@@ -285,18 +292,18 @@ def test_bad_input_raises():
         loss(batch12._replace(y_partner=batch12.y_partner.masked_fill(batch12.mask, 4)), batch21)
 
 
-def test_label_label_attention():
+def test_attention_by_tags():
     attention = torch.tensor([[0.7, 0.3, 0.0], [1.0, 0.0, 0.0], [0.2, 0.5, 0.3]])
     mask = torch.tensor([[True, True, False], [True, False, False], [True, True, True]])
     y_anchor = torch.tensor([0, 0, 2])
     y_partner = torch.tensor([[1, 0, 1], [1, 9, 9], [1, 1, 0]])
-    sums, counts = label_label_totals(attention, y_anchor, y_partner, mask, 3, 2)
+    sums, counts = attention_totals_by_tags(attention, y_anchor, y_partner, mask, 3, 2)
     np.testing.assert_array_equal(counts, [[1, 2], [0, 0], [1, 2]])
     np.testing.assert_allclose(sums, [[0.3, 1.7], [0, 0], [0.3, 0.7]])
-    mean = label_label_attention(attention.numpy(), y_anchor, y_partner, mask, 3, 2)
+    mean = attention_by_tags(attention.numpy(), y_anchor, y_partner, mask, 3, 2)
     np.testing.assert_allclose(mean, [[0.3, 0.85], [0, 0], [0.3, 0.35]])
     with pytest.raises(ValueError, match="y_partner"):
-        label_label_attention(attention, y_anchor, y_partner, mask, 3, 1)
+        attention_by_tags(attention, y_anchor, y_partner, mask, 3, 1)
 
 
 def test_sampled_pairs_restrict_the_sum_not_the_softmax():

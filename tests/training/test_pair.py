@@ -1,45 +1,19 @@
 """Multi-task training: the joint pipeline, the coupling component, train-pair end to end."""
 import json
 import warnings
-from pathlib import Path
 
 import numpy
 import pytest
 import spacy
 from spacy.tokens import DocBin
-from spacy.training.initialize import init_nlp
-from spacy.util import fix_random_seed, load_config
 from typer.testing import CliRunner
 
 from spacy_mtlave.cli import app
 from spacy_mtlave.training.batchers import create_vertical_batcher
-from spacy_mtlave.training.corpus import create_vertical_corpus
-from spacy_mtlave.training.train import CONFIG_DIR, train_pair
+from spacy_mtlave.training.train import train_pair
 from spacy_mtlave.vertical import get_vertical
 
-from .conftest import TINY, write_corpus
-
-
-def joint_nlp(data_dir: Path, **overrides):
-    settings = dict(TINY)
-    settings.update({
-        "paths.vectors": str(data_dir / "vectors"),
-        "components.tagger_v1.vertical": "Coffee",
-        "components.tagger_v2.vertical": "Tea",
-        "training.dropout": 0.0,
-        "components.tok2vec.model.encode.dropout": 0.0,
-    })
-    for i, name in ((1, "coffee"), (2, "tea")):
-        settings[f"paths.train{i}"] = str(data_dir / name / "train.spacy")
-        settings[f"paths.dev{i}"] = str(data_dir / name / "dev.spacy")
-    settings.update(overrides)
-    fix_random_seed(0)
-    return init_nlp(load_config(CONFIG_DIR / "pair.cfg", overrides=settings, interpolate=False))
-
-
-def train_examples(nlp, data_dir):
-    paths = {"v1": str(data_dir / "coffee" / "train.spacy"), "v2": str(data_dir / "tea" / "train.spacy")}
-    return list(create_vertical_corpus(paths)(nlp))
+from ..helpers import TINY, joint_nlp, train_examples, write_corpus
 
 
 def test_corpus_reader_puts_the_vertical_on_predicted_docs(data_dir):
@@ -128,6 +102,7 @@ def test_empty_shortlist_warns_and_falls_back_to_hard_sharing(data_dir):
     assert losses["coupling"] == 0.0 and losses["tagger_v1"] > 0
 
 
+@pytest.mark.slow
 def test_train_pair_writes_one_pipeline_per_vertical(data_dir, tmp_path):
     outputs = train_pair(data_dir / "coffee", data_dir / "tea", tmp_path / "pair", vectors=data_dir / "vectors", max_steps=40, overrides=TINY)
     assert set(outputs) == {"Coffee", "Tea"}
@@ -160,6 +135,7 @@ def test_train_pair_cli_errors(data_dir, tmp_path):
     assert result.exit_code == 2 and "--coupling must be one of" in result.output
 
 
+@pytest.mark.slow
 def test_train_pair_cli_takes_config_overrides(data_dir, tmp_path):
     from spacy_mtlave.evaluation.report import read_run
 

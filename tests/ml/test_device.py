@@ -8,12 +8,17 @@ from typer.testing import CliRunner
 
 from spacy_mtlave.cli import app
 from spacy_mtlave.ml.coupling_loss import CouplingLoss, PairBatch, PairwiseCouplingLoss
+from spacy_mtlave.ml.coupling_model import _coupling_inputs
 from spacy_mtlave.ml.crf import CRF
 from spacy_mtlave.ml.device import module_device
 from spacy_mtlave.ml.embed import CharBiLSTM, _char_inputs
 from spacy_mtlave.ml.encoder import BiLSTM, _padded_inputs
-from spacy_mtlave.ml.coupling_model import _coupling_inputs
-from spacy_mtlave.ml.tagger_model import _crf_inputs, build_bilstm_crf_tagger, crf_module, set_n_tags
+from spacy_mtlave.ml.tagger_model import (
+    _crf_inputs,
+    build_bilstm_crf_tagger,
+    crf_module,
+    set_n_tags,
+)
 
 META = torch.device("meta")
 

@@ -9,8 +9,20 @@ from matplotlib.image import imread
 from typer.testing import CliRunner
 
 from spacy_mtlave.cli import app
+from spacy_mtlave.evaluation.attention import (
+    alignment_score,
+    average_attention,
+    plot_attention,
+    top_pairs,
+)
 from spacy_mtlave.evaluation.evaluate import evaluate_pipeline
-from spacy_mtlave.evaluation.report import alignment_score, average_attention, mean_sd, plot_attention, summarise, system_name, table3_markdown, tag_improvements, top_pairs
+from spacy_mtlave.evaluation.tables import (
+    mean_sd,
+    summarise,
+    table3_markdown,
+    tag_improvements,
+)
+from spacy_mtlave.training.run_info import system_name
 
 TAGS = ["O", "B-Brand", "I-Brand", "B-Flavor", "I-Flavor", "B-Size", "I-Size"]
 KEYS = ("macro_p", "macro_r", "accuracy", "macro_f1", "ents_p", "ents_r", "ents_f")
@@ -181,3 +193,32 @@ def test_report_cli_missing_run_json(tmp_path):
     result = CliRunner().invoke(app, ["report", str(tmp_path / "empty"), "--output", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert result.stderr.strip() == f"error: {tmp_path / 'empty'}: no run.json (not a training output of 'train', 'train-pair' or 'train-group')"
+
+
+def test_figure4_is_drawn_for_group_runs(tmp_path):
+    """train-group writes attention/<a>+<b>.json per coupled pair; the report reads them like a pair's attention.json."""
+    import srsly
+
+    from spacy_mtlave.evaluation.attention import figure4
+    from spacy_mtlave.training.run_info import read_run
+
+    tags = {"Coffee": ["O", "B-Brand", "I-Brand"], "Tea": ["O", "B-Brand", "B-Size"], "Cocoa": ["O", "B-Brand"]}
+    runs = []
+    for seed in (0, 1):
+        run = tmp_path / f"group{seed}"
+        (run / "attention").mkdir(parents=True)
+        srsly.write_json(run / "run.json", {"kind": "group", "coupling": "full", "seed": seed, "config": "pair.cfg", "overrides": {},
+                                            "verticals": {v: {"model": v.lower(), "corpus": v.lower()} for v in tags}})
+        for a, b in (("Coffee", "Tea"), ("Coffee", "Cocoa")):
+            n1, n2 = len(tags[a]), len(tags[b])
+            matrix = numpy.full((n1, n2), 1.0 / n2)
+            matrix[1, 1] = 0.9  # Brand attends to Brand
+            srsly.write_json(run / "attention" / f"{a.lower()}+{b.lower()}.json", {
+                "verticals": [a, b], "tags1": tags[a], "tags2": tags[b],
+                **{key: (matrix if key.endswith("12") else matrix.T).tolist() for key in ("context_12", "label_12", "context_21", "label_21")}})
+        runs.append(read_run(run))
+    figures = figure4(runs, tmp_path / "report")
+    assert sorted(tuple(f["verticals"]) for f in figures) == [("Coffee", "Cocoa"), ("Coffee", "Tea")]
+    assert all(f["seeds"] == [0, 1] and f["system"] == "group full coupling" for f in figures)
+    assert all((tmp_path / "report" / f["png"]).is_file() for f in figures)
+    assert figures[0]["terms"]["CCE"]["top_pairs"][0]["anchor"].endswith("Brand")

