@@ -94,6 +94,15 @@ class CRF(nn.Module):
         lengths = mask.sum(dim=1).tolist()
         return [row[:n] for row, n in zip(paths.tolist(), lengths)]
 
+    def to_numpy(self) -> "NumpyCRF":
+        """A numpy snapshot of the parameters for inference on the CPU (same paths, same marginals to float32
+        rounding; see :mod:`spacy_mtlave.ml.crf_numpy`)."""
+        from .crf_numpy import NumpyCRF
+
+        with torch.no_grad():
+            arrays = [t.detach().cpu().numpy() for t in (self.transitions, self.start, self.end, self.allowed, self.allowed_start)]
+        return NumpyCRF(*arrays)
+
     def set_bio_constraints(self, tag_names: List[str]) -> None:
         """Allow "I-x" only after "B-x" or "I-x", and never as the first tag."""
         if len(tag_names) != self.n_tags:

@@ -198,12 +198,18 @@ class AVETagger(SizedFromCfg, TrainablePipe):
         scores = [self.model.ops.to_numpy(s) for s in scores]
         out: List[Tuple[List[int], numpy.ndarray]] = [([], numpy.zeros(0, dtype="float32"))] * len(scores)
         device = module_device(self.model.get_ref("crf"))
+        on_cpu = device.type == "cpu"
+        fast = crf.to_numpy() if on_cpu else None  # numpy inference: no per-step torch overhead (same outputs)
         for bucket in length_buckets([len(s) for s in scores]):
             emissions, mask = pad_scores([scores[i] for i in bucket], len(self.tags))
-            with torch.no_grad():
-                em, m = xp2torch(emissions, device=device), xp2torch(mask, device=device)
-                paths = crf.decode(em, m, constrained=self.cfg["bio_constraints"])
-                marginals = crf.marginals(em, m).cpu().numpy()
+            if fast is not None:
+                paths = fast.decode(emissions, mask, constrained=self.cfg["bio_constraints"])
+                marginals = fast.marginals(emissions, mask)
+            else:
+                with torch.no_grad():
+                    em, m = xp2torch(emissions, device=device), xp2torch(mask, device=device)
+                    paths = crf.decode(em, m, constrained=self.cfg["bio_constraints"])
+                    marginals = crf.marginals(em, m).cpu().numpy()
             for row, (i, path) in enumerate(zip(bucket, paths)):
                 out[i] = (path, marginals[row, numpy.arange(len(path)), path])
         return out

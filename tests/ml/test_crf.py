@@ -272,3 +272,27 @@ def test_matches_pytorch_crf():
     assert torch.allclose(ours_em.grad, theirs_em.grad, atol=1e-5)
     assert torch.allclose(ours.transitions.grad, theirs.transitions.grad, atol=1e-4)
     assert ours.decode(emissions, mask, constrained=False) == theirs.decode(emissions, mask)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 9), st.integers(2, 6), st.sampled_from([0.1, 3.0, 40.0]), st.integers(0, 10_000), st.booleans())
+def test_numpy_inference_matches_the_torch_crf(batch, length, n_tags, scale, seed, constrained):
+    """The CPU inference path (ml/crf_numpy.py) gives the torch CRF's paths exactly and its marginals to 1e-5."""
+    import numpy as np
+
+    gen = torch.Generator().manual_seed(seed)
+    crf = CRF(n_tags)
+    with torch.no_grad():
+        crf.transitions.copy_(torch.randn(n_tags, n_tags, generator=gen) * scale)
+        crf.start.copy_(torch.randn(n_tags, generator=gen))
+        crf.end.copy_(torch.randn(n_tags, generator=gen))
+    crf.set_bio_constraints(bio_tags([f"L{i}" for i in range((n_tags - 1) // 2)])[:n_tags] if n_tags % 2 else ["O"] + [f"B-L{i}" for i in range(n_tags - 1)])
+    emissions = torch.randn(batch, length, n_tags, generator=gen) * scale
+    lengths = torch.randint(1, length + 1, (batch,), generator=gen)
+    mask = torch.arange(length)[None, :] < lengths[:, None]
+    fast = crf.to_numpy()
+    with torch.no_grad():
+        expected_paths = crf.decode(emissions, mask, constrained=constrained)
+        expected = crf.marginals(emissions, mask).numpy()
+    assert fast.decode(emissions.numpy(), mask.numpy(), constrained=constrained) == expected_paths
+    np.testing.assert_allclose(fast.marginals(emissions.numpy(), mask.numpy()), expected, atol=1e-5)
