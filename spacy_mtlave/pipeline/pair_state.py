@@ -212,19 +212,20 @@ class PairState:
         return float(loss) * scale, d_tokvecs
 
     def usage(self) -> Dict:
-        """Updates coupled, pairs of L used per update (mean, min, max) and uses per pair of L over the run (mean,
-        max, share never used). Pairing "drawn" counts a pair once per direction it was drawn in."""
+        """Updates coupled, pairs of L used per update (mean, min, max, and each update's count) and uses per pair of
+        L over the run (mean, max, share never used, 10/50/90th percentiles). Pairing "drawn" counts a pair once per direction it was drawn in."""
         per_update = numpy.asarray(self.pairs_per_update or [0])
         uses = self.uses if not self.uses_21.any() else numpy.concatenate([self.uses, self.uses_21])
         n_pairs = int(self.shortlist.n_pairs())
         return {
             "pairs_in_L": n_pairs,
             "updates": len(self.pairs_per_update),
-            "pairs_per_update": {"mean": float(per_update.mean()), "min": int(per_update.min()), "max": int(per_update.max())},
+            "pairs_per_update": {"mean": float(per_update.mean()), "min": int(per_update.min()), "max": int(per_update.max()), "each": [int(n) for n in self.pairs_per_update]},
             "uses_per_pair": {
                 "mean": float(uses.sum() / max(n_pairs, 1)),
                 "max": int(uses.max(initial=0)),
                 "never_used": float(numpy.mean(uses == 0)) if len(uses) else 0.0,
+                "quantiles": {q: int(numpy.quantile(uses, q / 100)) if len(uses) else 0 for q in (10, 50, 90)},
             },
         }
 
