@@ -44,11 +44,16 @@ def _names(value: Optional[str]) -> Optional[List[str]]:
     return None if value is None else [name.strip() for name in value.split(",")]
 
 
-def config_overrides(ctx: typer.Context) -> dict:
-    """spaCy-style config overrides from the extra arguments: ``--training.max_epochs 20``."""
-    from spacy.cli._util import parse_config_overrides
+def config_overrides(args: List[str]) -> dict:
+    """spaCy-style config overrides from the extra arguments: ``--training.max_epochs 20``; an argument that is not
+    ``--section.key value`` (an unknown option such as ``--foo 5``, a missing value) is a one-line error, exit 2. The
+    train commands then reject keys that are not in the config before training."""
+    from .training.overrides import parse_overrides
 
-    return parse_config_overrides(ctx.args)
+    try:
+        return parse_overrides(args)
+    except ValueError as err:
+        fail(str(err))
 
 
 @app.command("init-config")
@@ -100,7 +105,7 @@ def train_cmd(
     from .training.train import train_vertical
 
     try:
-        best = train_vertical(corpus_dir, output_dir, config=config, vectors=vectors, seed=seed, max_steps=max_steps, overrides=config_overrides(ctx), gpu_id=gpu_id)
+        best = train_vertical(corpus_dir, output_dir, config=config, vectors=vectors, seed=seed, max_steps=max_steps, overrides=config_overrides(ctx.args), gpu_id=gpu_id)
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))
     typer.echo(f"trained pipeline: {best}")
@@ -127,7 +132,7 @@ def train_pair_cmd(
     try:
         outputs = train_pair(
             corpus_v1, corpus_v2, output_dir, config=config, vectors=vectors, seed=seed, coupling=coupling, max_steps=max_steps,
-            overrides=config_overrides(ctx), gpu_id=gpu_id, verticals=_names(verticals),
+            overrides=config_overrides(ctx.args), gpu_id=gpu_id, verticals=_names(verticals),
         )
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))
@@ -157,12 +162,11 @@ def train_group_cmd(
     cut = next((i for i, token in enumerate(tokens) if token.startswith("--")), len(tokens))
     if cut < 3:
         fail(f"train-group needs at least two CORPUS_DIRs and an OUTPUT_DIR, got {tokens[:cut]}")
+    overrides = config_overrides(tokens[cut:])
     try:
-        from spacy.cli._util import parse_config_overrides
-
         outputs = train_group(
             [Path(p) for p in tokens[: cut - 1]], Path(tokens[cut - 1]), config=config, vectors=vectors, seed=seed,
-            coupling=coupling, partners=partners, max_steps=max_steps, overrides=parse_config_overrides(tokens[cut:]), gpu_id=gpu_id,
+            coupling=coupling, partners=partners, max_steps=max_steps, overrides=overrides, gpu_id=gpu_id,
             verticals=_names(verticals),
         )
     except (ValueError, FileNotFoundError) as err:
@@ -181,9 +185,9 @@ def suggest_partners_cmd(
 ) -> None:
     """Rank each vertical's partner verticals from the training data alone: label-name k-gram similarity and
     shortlist density of attribute tokens (no training)."""
-    import srsly
-
+    from .outputs import check_output_file, write_json
     from .training.partner_verticals import (
+        check_settings,
         corpus_folders,
         partners_markdown,
         suggest_partners,
@@ -191,13 +195,15 @@ def suggest_partners_cmd(
     from .training.vectors import ensure_glove_vectors
 
     try:
+        check_settings(thresh, top)
+        target = check_output_file(output) if output is not None else None
         suggestions = suggest_partners(corpus_folders(corpus_root), ensure_glove_vectors(vectors), thresh=thresh)
+        typer.echo(partners_markdown(suggestions, top=top))
+        if target is not None:
+            write_json(target, suggestions)
+            typer.echo(f"wrote {output}", err=True)
     except (ValueError, OSError) as err:
         fail(str(err))
-    typer.echo(partners_markdown(suggestions, top=top))
-    if output is not None:
-        srsly.write_json(output, suggestions)
-        typer.echo(f"wrote {output}", err=True)
 
 
 @app.command("convert")
@@ -226,6 +232,8 @@ def convert_cmd(
         fail(str(err))
     for line in result.summary():
         typer.echo(line)
+    if result.removed:
+        typer.echo(f"removed {len(result.removed)} DocBins of an earlier conversion that this one does not write: {', '.join(map(str, result.removed))}")
     typer.echo(f"wrote {len(result.files)} DocBins; statistics: {output_dir / 'stats.json'}, {output_dir / 'stats.md'}")
 
 
@@ -238,23 +246,23 @@ def evaluate_cmd(
     rare_max: int = typer.Option(15, help="Rare tags: seen at most this many times in training"),
 ) -> None:
     """Score a pipeline with the benchmark metrics: macro-P/R/F1, accuracy, span P/R/F1, rare-tag F1, per tag."""
-    import srsly
-
     from .evaluation.evaluate import evaluate_pipeline, format_scores, label_warning
+    from .outputs import check_output_file, write_json
 
     if not model_dir.is_dir():
         fail(f"{model_dir}: model directory not found")
     try:
+        target = check_output_file(output, inputs=[test_path] + ([train] if train else [])) if output is not None else None
         scores = evaluate_pipeline(model_dir, test_path, train, rare_max=rare_max)
+        warning = label_warning(scores)
+        if warning:
+            typer.echo(warning, err=True)
+        typer.echo(format_scores(scores))
+        if target is not None:
+            write_json(target, scores)
+            typer.echo(f"wrote {output}")
     except (ValueError, OSError) as err:
         fail(str(err))
-    warning = label_warning(scores)
-    if warning:
-        typer.echo(warning, err=True)
-    typer.echo(format_scores(scores))
-    if output is not None:
-        srsly.write_json(output, scores)
-        typer.echo(f"wrote {output}")
 
 
 @app.command("report")
@@ -306,14 +314,16 @@ def extract_cmd(
 ) -> None:
     """Extract attribute values from a JSONL catalog, streaming; bad lines become {"line", "error"} lines."""
     from .extract import extract_file
+    from .outputs import partial_path
 
-    if n_process < 1 or (batch_size is not None and batch_size < 1):
-        fail("--n-process and --batch-size must be at least 1")
     try:
         stats = extract_file(model, input_path, output_path, text_field=text_field, id_field=id_field,
                              batch_size=batch_size, n_process=n_process, max_length=max_length)
     except ValueError as err:
         fail(str(err))
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: the lines written so far are in {partial_path(output_path)}", err=True)
+        raise typer.Exit(130)
     typer.echo(stats.summary(), err=True)
 
 
@@ -327,21 +337,25 @@ def show_cmd(
 ) -> None:
     """displaCy rendering of the attributes extracted from TEXT, one colour per label."""
     from .extract import load_model
-    from .show import render_html, serve_html
+    from .outputs import check_output_file, write_text
+    from .show import command_line_text, render_html, serve_html
 
     try:
+        if not 1 <= port <= 65535:
+            raise ValueError(f"--port must be between 1 and 65535, got {port}")
+        target = check_output_file(output) if output is not None else None
         nlp = load_model(model)
+        text = command_line_text(text)
+        if serve:
+            serve_html(nlp, text, port=port)
+            return
+        html = render_html(nlp, text)
+        if target is None:
+            typer.echo(html)
+            return
+        write_text(target, html)
     except ValueError as err:
         fail(str(err))
-    if serve:
-        serve_html(nlp, text, port=port)
-        return
-    html = render_html(nlp, text)
-    if output is None:
-        typer.echo(html)
-        return
-    try:
-        output.write_text(html, encoding="utf-8")
     except OSError as err:
-        fail(f"{output}: cannot write ({err.strerror or err})")
+        fail(f"cannot serve on port {port}: {err.strerror or err}")
     typer.echo(f"wrote {output}", err=True)

@@ -2,13 +2,20 @@
 
 Output lines: ``{"id": ..., "attributes": {label: [{"value", "start", "end", "confidence"}]}}`` (``start``/``end``:
 character offsets into the text), or ``{"line": n, "error": "..."}`` (1-based) for a line that is not valid UTF-8,
-not a JSON object, longer than the model's ``max_length``, or whose text field is missing, not a string or empty. A
-whitespace-only text is not an error: it gives a record with no attributes (it is not run through the model). Lone
-surrogates in a text (JSON escapes like ``"\\ud800"`` without their pair) are read as U+FFFD, keeping the offsets.
+not JSON (or nested too deeply), not a JSON object, longer than the model's ``max_length``, whose text field is
+missing, not a string or empty, or whose text or id field is given twice with different values. A whitespace-only
+text is not an error: it gives a record with no attributes (it is not run through the model). Lone surrogates in a
+text (JSON escapes like ``"\\ud800"`` without their pair) are read as U+FFFD, keeping the offsets. A UTF-8 BOM at the
+start of line 1 is ignored. The JSON is read by :mod:`spacy_mtlave.json_input`: an id that is a number JSON readers
+cannot take back (``NaN``, ``Infinity``, ``1e999``, an integer of more than 4,300 digits) is written as a string of
+its spelling and counted; every output line is valid JSON (no NaN/Infinity).
+
+The output is written to a temporary file next to it and moved into place at the end (:mod:`spacy_mtlave.outputs`):
+a failure or Ctrl-C leaves the lines written so far in ``OUTPUT.partial``, never a complete-looking OUTPUT; the
+output may not be the input (also through a link).
 """
 import json
 import multiprocessing
-import re
 import sys
 import time
 from collections import deque
@@ -32,7 +39,16 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
 
-LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # left by JSON escapes like "\\ud800" without their pair
+from .json_input import (
+    LONE_SURROGATE,
+    UTF8_BOM,
+    DuplicateValues,
+    JSONInputError,
+    parse_json,
+    raw_number_as_string,
+    type_name,
+)
+from .outputs import check_output_file, partial_path, replaced_on_success
 
 
 def load_model(model: Union[str, Path]) -> Language:
@@ -47,19 +63,25 @@ def load_model(model: Union[str, Path]) -> Language:
 def parse_line(raw: bytes, line_no: int, text_field: str, id_field: str, max_length: int) -> Tuple[str, Dict[str, Any]]:
     """One input line -> (text for the model, output record to fill). Error lines and whitespace-only texts give
     the empty text "" (an empty doc passes through ``nlp.pipe`` at no cost and keeps the order)."""
+    if line_no == 1 and raw.startswith(UTF8_BOM):
+        raw = raw[len(UTF8_BOM):]
     try:
-        record = json.loads(raw.decode("utf-8"))
+        record, _ = parse_json(raw.decode("utf-8"))
     except UnicodeDecodeError:
         return "", {"line": line_no, "error": "not valid UTF-8"}
-    except json.JSONDecodeError as err:
-        return "", {"line": line_no, "error": f"invalid JSON: {err.msg} at character {err.pos}"}
+    except JSONInputError as err:
+        where = "" if err.pos is None else f" at character {err.pos}"
+        return "", {"line": line_no, "error": f"invalid JSON: {err.problem}{where}"}
     if not isinstance(record, dict):
-        return "", {"line": line_no, "error": f"not a JSON object (got {type(record).__name__})"}
+        return "", {"line": line_no, "error": f"not a JSON object (got {type_name(record)})"}
     if text_field not in record:
         return "", {"line": line_no, "error": f"no {text_field!r} field"}
     text = record[text_field]
+    for name, value in ((text_field, text), (id_field, record.get(id_field))):
+        if isinstance(value, DuplicateValues):
+            return "", {"line": line_no, "error": f"field {name!r} is given twice with different values"}
     if not isinstance(text, str):
-        return "", {"line": line_no, "error": f"field {text_field!r} is not a string (got {type(text).__name__})"}
+        return "", {"line": line_no, "error": f"field {text_field!r} is not a string (got {type_name(text)})"}
     if not text:
         return "", {"line": line_no, "error": f"field {text_field!r} is empty"}
     if len(text) > max_length:
@@ -95,6 +117,7 @@ def extract_lines(
 ) -> Iterator[Dict[str, Any]]:
     """One output record per input line, in order, lazily. ``max_length``: longer texts are error records
     (default: ``nlp.max_length``). ``n_process > 1``: see :func:`annotate_parallel`."""
+    check_settings(batch_size, n_process, max_length)
     if max_length is not None:
         nlp.max_length = max_length
     parsed = (parse_line(raw, n, text_field, id_field, nlp.max_length) for n, raw in enumerate(lines, start=1))
@@ -145,16 +168,48 @@ def _annotate_chunk(chunk: List[Tuple[str, Dict[str, Any]]]) -> List[Dict[str, A
     return list(annotate(_worker_nlp, chunk, len(chunk)))
 
 
+def check_settings(batch_size: Optional[int], n_process: int, max_length: Optional[int]) -> None:
+    """ValueError (one line) for a batch size, process count or max_length below 1."""
+    for option, value in (("--batch-size", batch_size), ("--n-process", n_process), ("--max-length", max_length)):
+        if value is not None and value < 1:
+            raise ValueError(f"{option} must be at least 1, got {value}")
+
+
 @dataclass
 class ExtractStats:
     lines: int = 0
     records: int = 0
     errors: int = 0
     seconds: float = 0.0
+    numbers_as_strings: int = 0  # ids holding NaN, Infinity, 1e999 or a too long integer, written as strings
 
     def summary(self) -> str:
         rate = self.lines / self.seconds if self.seconds > 0 else 0.0
-        return f"{self.lines} lines, {self.records} records, {self.errors} errors, {rate:.1f} lines/s"
+        line = f"{self.lines} lines, {self.records} records, {self.errors} errors, {rate:.1f} lines/s"
+        if self.numbers_as_strings:
+            line += f"; {self.numbers_as_strings} id numbers that JSON cannot hold written as strings"
+        return line
+
+    def dumps(self, record: Dict[str, Any]) -> str:
+        """One output line: the record as JSON, counting the numbers written as strings; an id that cannot be written
+        (nested too deeply) makes the line an error line (line number: this line's)."""
+        numbers = 0
+
+        def as_string(value: Any) -> str:
+            nonlocal numbers
+            numbers += 1
+            return raw_number_as_string(value)
+
+        try:
+            line = json.dumps(record, ensure_ascii=False, allow_nan=False, default=as_string)
+        except (RecursionError, ValueError, TypeError) as err:
+            problem = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+            record, numbers = {"line": self.lines + 1, "error": f"field id cannot be written as JSON: {problem}"}, 0
+            line = json.dumps(record, ensure_ascii=False)
+        self.lines += 1
+        self.errors += "error" in record
+        self.numbers_as_strings += numbers
+        return line + "\n"
 
 
 def open_input(path: Path) -> IO[bytes]:
@@ -163,15 +218,6 @@ def open_input(path: Path) -> IO[bytes]:
         return Path(path).open("rb")
     except OSError as err:
         raise ValueError(f"{path}: cannot open input ({err.strerror or err})") from None
-
-
-def open_output(path: Path) -> IO[str]:
-    """The output opened for writing (lone surrogates, from "\\ud800" escapes in the input, are written back as
-    the same JSON escapes); ValueError naming the file when it cannot be opened."""
-    try:
-        return Path(path).open("w", encoding="utf-8", errors="backslashreplace")
-    except OSError as err:
-        raise ValueError(f"{path}: cannot open output ({err.strerror or err})") from None
 
 
 def extract_file(
@@ -187,14 +233,18 @@ def extract_file(
 ) -> ExtractStats:
     """Stream ``input_path`` (JSONL) through the model into ``output_path`` (JSONL, one line per input line).
 
-    ValueError (one line) when the input, the model or the output cannot be opened (in that order; the output is
-    not touched before the model loads); bad input lines are error records, counted in the returned stats.
+    ValueError (one line) when the settings are out of range, the output cannot be written (checked first: its
+    folder exists, it is not a folder, it is not the input) or the input or the model cannot be opened; bad input
+    lines are error records, counted in the returned stats. The output is written to a temporary file in its folder
+    and moved into place at the end; on a failure or Ctrl-C the lines written so far are left in ``OUTPUT.partial``.
     ``progress``: a tqdm bar (bytes read, lines/s) on stderr; None: only when stderr is a terminal. Sets torch to
     one thread: scale with ``n_process`` (2 threads on 2 busy cores were 10x slower than 1).
     """
     import torch
     from tqdm import tqdm
 
+    check_settings(batch_size, n_process, max_length)
+    target = check_output_file(output_path, inputs=[input_path])
     with open_input(input_path) as source:
         nlp = model if isinstance(model, Language) else load_model(model)
         torch.set_num_threads(1)  # the small LSTM ops gain nothing from more threads; workers set their own
@@ -208,13 +258,14 @@ def extract_file(
                 bar.update(len(line))
                 yield line
 
-        with open_output(output_path) as sink, bar:
-            for record in extract_lines(nlp, read(source), text_field, id_field, batch_size, n_process, max_length):
-                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
-                stats.lines += 1
-                stats.errors += "error" in record
-                if stats.lines % 1000 == 0:
-                    bar.set_postfix_str(f"{stats.lines / (time.perf_counter() - start):.0f} lines/s", refresh=False)
+        try:
+            with replaced_on_success(target, errors="backslashreplace", keep_partial=True) as sink, bar:
+                for record in extract_lines(nlp, read(source), text_field, id_field, batch_size, n_process, max_length):
+                    sink.write(stats.dumps(record))
+                    if stats.lines % 1000 == 0:
+                        bar.set_postfix_str(f"{stats.lines / (time.perf_counter() - start):.0f} lines/s", refresh=False)
+        except OSError as err:
+            raise ValueError(f"{output_path}: cannot write ({err.strerror or err}); lines written so far: {partial_path(target)}") from None
     stats.records = stats.lines - stats.errors
     stats.seconds = time.perf_counter() - start
     return stats

@@ -7,6 +7,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from .evaluation.evaluate import model_labels
+from .json_input import LONE_SURROGATE
 
 GOLDEN_RATIO = 0.618033988749895
 
@@ -24,6 +25,17 @@ def label_colors(labels: Iterable[str]) -> Dict[str, str]:
 def display_options(nlp: Language, doc: Doc) -> Dict[str, Any]:
     """displaCy ``ent`` options: colours for the model's labels (and any other label in ``doc.ents``)."""
     return {"colors": label_colors(set(model_labels(nlp)) | {ent.label_ for ent in doc.ents})}
+
+
+def command_line_text(text: str) -> str:
+    """A command-line argument as text spaCy can take: bytes that are not UTF-8 (which Python keeps as lone
+    surrogates) become U+FFFD."""
+    if LONE_SURROGATE.search(text):
+        try:
+            text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:  # a surrogate that stands for no byte
+            text = LONE_SURROGATE.sub("\ufffd", text)
+    return text
 
 
 def render_html(nlp: Language, text: str) -> str:

@@ -6,18 +6,27 @@
 spans are ``doc.ents`` (labels = attribute names as written), the vertical is ``doc._.vertical``.
 Same input, same bytes: no timestamps, input order kept.
 
+Nothing is lost without a count: structural errors (malformed JSON, a missing field, bad offsets, a
+stats.json convert did not write, an output that cannot be written) raise ConvertError before
+anything is written; skipped records and input repairs are counted in the statistics. All files are
+first written to temporary files next to their targets and moved into place together at the end
+(``outputs.StagedFiles``). Re-converting a group (train or test) replaces it: the group's DocBins
+left in the folder of a vertical that no longer has examples in it are removed (and reported).
+
 Dev split: within each vertical, in input order, example ``i`` (0-based) is dev when
 ``i % dev_every == dev_every - 1`` (10 gives BENCHMARK.md's rule); ``dev_every=0`` writes no dev.spacy
 (and removes a stale one).
 """
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Set, Union
 
 import spacy
 from spacy.language import Language
 from spacy.tokens import DocBin
 
+from ..outputs import StagedFiles
 from ..vertical import slugify
 from . import report
 from .attribute_values import read_attribute_values
@@ -57,6 +66,9 @@ def convert(
     """
     input_path, output_dir = Path(input_path), Path(output_dir)
     _check_options(fmt, split, dev_every, text_fields, vertical_field, category_depth, spec_field)
+    _check_output_dir(output_dir)
+    dev = dev_every if split == "train" else None
+    old = report.load(output_dir / "stats.json", split, report.source_stats([], fmt, input_path, dev))
     nlp = reference_nlp()
     fields = tuple(text_fields) if text_fields is not None else DEFAULT_TEXT_FIELDS.get(fmt, ())
     where = {"vertical_field": vertical_field or "category", "vertical": vertical, "category_depth": category_depth}
@@ -70,22 +82,60 @@ def convert(
     else:
         records, spellings = read_specs(input_path, nlp, fields, spec_field or "product_specifications", **where)
     by_vertical = _group(records, input_path)
-    files: List[Path] = []
     verticals = {}
-    for name, (slug, docs, skipped) in by_vertical.items():
-        splits = _split(docs, split, dev_every)
-        if docs:
-            files += _write(output_dir / slug, splits, split, dev_every)
-        verticals[name] = {
-            "folder": slug,
-            "splits": {s: report.split_stats(rs) for s, rs in splits.items()},
-            "skipped": {split: dict(sorted(skipped.items()))} if skipped else {},
-        }
-    source = report.source_stats(records, fmt, input_path, dev_every if split == "train" else None, spellings)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    stats = report.merge(report.load(output_dir / "stats.json"), split, source, verticals)
-    report.write(output_dir, stats)
-    return ConvertReport(stats, files)
+    try:
+        with StagedFiles() as staged:
+            for name, (slug, docs, skipped) in by_vertical.items():
+                splits = _split(docs, split, dev_every)
+                if docs:
+                    for part, part_records in splits.items():
+                        docbin = DocBin(store_user_data=True, docs=[record.doc for record in part_records])
+                        staged.write(output_dir / slug / f"{part}.spacy", docbin.to_bytes())
+                verticals[name] = {
+                    "folder": slug,
+                    "splits": {s: report.split_stats(rs) for s, rs in splits.items()},
+                    "skipped": {split: dict(sorted(skipped.items()))} if skipped else {},
+                }
+            source = report.source_stats(records, fmt, input_path, dev, spellings)
+            stats = report.merge(old, split, source, verticals)
+            for name, text in report.rendered(stats).items():
+                staged.write(output_dir / name, text.encode("utf-8"))
+            files = staged.commit()
+    except ValueError as err:
+        raise (err if isinstance(err, ConvertError) else ConvertError(str(err))) from None
+    docbins = [path for path in files if path.suffix == ".spacy"]
+    folders = {v["folder"] for v in (old or {}).get("verticals", {}).values()} | {v["folder"] for v in verticals.values()}
+    return ConvertReport(stats, docbins, _remove_stale(output_dir, folders, report.GROUP_SPLITS[split], set(docbins)))
+
+
+def _check_output_dir(output_dir: Path) -> None:
+    """ConvertError before any work when OUTPUT_DIR (or the nearest folder above it that exists) is a file or cannot
+    be written."""
+    for path in (output_dir, *output_dir.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise ConvertError("is a file, expected the output folder" if path == output_dir else "is a file, not a folder", path)
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise ConvertError("folder is not writable", path)
+            return
+
+
+def _remove_stale(output_dir: Path, folders: Set[str], splits: Sequence[str], written: Set[Path]) -> List[Path]:
+    """Remove the ``splits`` DocBins in ``folders`` that this run did not write (an earlier conversion's, of a vertical
+    now without examples, or dev.spacy with --dev-every 0), then the folders left empty; returns the removed files."""
+    removed = []
+    for folder in sorted(folders):
+        for part in splits:
+            path = output_dir / folder / f"{part}.spacy"
+            if path not in written and path.is_file():
+                try:
+                    path.unlink()
+                except OSError as err:
+                    raise ConvertError(f"cannot remove this DocBin of an earlier conversion ({err.strerror or err})", path) from None
+                removed.append(path)
+        if (output_dir / folder).is_dir() and not any((output_dir / folder).iterdir()):
+            (output_dir / folder).rmdir()
+    return removed
 
 
 @lru_cache(maxsize=1)
@@ -121,8 +171,6 @@ def _group(records: List[Record], input_path: Path) -> Dict[str, tuple]:
             continue
         if record.vertical not in groups:
             slug = slugify(record.vertical)
-            if not slug:
-                raise ConvertError(f"vertical {record.vertical!r} gives an empty folder name", input_path, record.line)
             if slug in slugs:
                 problem = f"verticals {slugs[slug]!r} and {record.vertical!r} share the folder {slug!r}"
                 raise ConvertError(problem, input_path, record.line)
@@ -145,16 +193,3 @@ def _split(records: List[Record], split: str, dev_every: int) -> Dict[str, List[
     for i, record in enumerate(records):
         splits["dev" if i % dev_every == dev_every - 1 else "train"].append(record)
     return splits
-
-
-def _write(folder: Path, splits: Dict[str, List[Record]], split: str, dev_every: int) -> List[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, records in splits.items():
-        docbin = DocBin(store_user_data=True, docs=[record.doc for record in records])
-        path = folder / f"{name}.spacy"
-        docbin.to_disk(path)
-        written.append(path)
-    if split == "train" and dev_every == 0:
-        (folder / "dev.spacy").unlink(missing_ok=True)
-    return written

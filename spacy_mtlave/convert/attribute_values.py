@@ -10,9 +10,17 @@ from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 from spacy.language import Language
 
+from ..json_input import type_name
 from .errors import ConvertError
 from .placement import Value, make_doc, place_first_occurrences, set_gold
-from .records import Record, get_field, get_text, get_vertical, iter_jsonl
+from .records import (
+    Record,
+    get_field,
+    get_text,
+    get_vertical,
+    iter_jsonl,
+    skip_long_text,
+)
 
 ABSENT = "n/a"
 
@@ -25,29 +33,30 @@ def read_attribute_values(
     vertical: Optional[str] = None,
     category_depth: Optional[int] = None,
 ) -> Iterator[Record]:
-    for line, obj in iter_jsonl(path):
+    for line, obj, repairs in iter_jsonl(path):
         text, ranges = get_text(obj, text_fields, path, line)
         values = _values(get_field(obj, "target_scores", path, line), ranges, path, line)
         name, skip = get_vertical(obj, vertical_field, vertical, category_depth, path, line)
-        if name is None:
-            yield Record(line, None, skip=skip)
+        skip = skip if name is None else skip_long_text(text, nlp.max_length)
+        if skip is not None:
+            yield Record(line, name, skip=skip, repairs=repairs)
             continue
         doc = make_doc(nlp, text, name)
         spans, outcomes = place_first_occurrences(doc, values)
         set_gold(doc, spans)
-        yield Record(line, name, doc, outcomes)
+        yield Record(line, name, doc, outcomes, repairs=repairs)
 
 
 def _values(scores: Any, ranges: List[Tuple[int, int]], path: Path, line: int) -> List[Value]:
     if not isinstance(scores, dict):
-        raise ConvertError(f"expected an object, got {type(scores).__name__}", path, line, "target_scores")
+        raise ConvertError(f"expected an object, got {type_name(scores)}", path, line, "target_scores")
     values: List[Value] = []
     for attribute, entries in scores.items():
         where = f"target_scores.{attribute}"
         if not attribute.strip():
             raise ConvertError("empty attribute name", path, line, where)
         if not isinstance(entries, dict):
-            raise ConvertError(f"expected an object of values, got {type(entries).__name__}", path, line, where)
+            raise ConvertError(f"expected an object of values, got {type_name(entries)}", path, line, where)
         for value, entry in entries.items():
             if value == ABSENT:
                 continue

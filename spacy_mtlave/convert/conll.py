@@ -1,7 +1,7 @@
 """``conll``: ``token<TAB>tag`` per line (without a tab: first and last whitespace-separated column),
 a blank line between docs, tags in BIO (IOB2 or IOB1) or BILUO, ``B-x`` or ``B_x``.
 
-A line starting with "#" and holding no tab is a comment; ``# vertical = X`` sets the vertical of the
+Lines end at LF, CRLF or CR. A line starting with "#" and holding no tab is a comment; ``# vertical = X`` sets the vertical of the
 docs that follow (``--vertical`` overrides it). ``-DOCSTART-`` lines are ignored. The tokens are
 joined by single spaces and re-tokenized with the reference tokenizer; since every given token
 boundary is a space, the tagged spans land exactly on reference tokens.
@@ -14,7 +14,7 @@ from spacy.language import Language
 
 from .errors import ConvertError
 from .placement import CharSpan, make_doc, resolve_overlaps, set_gold
-from .records import Record, iter_lines
+from .records import Record, iter_lines, skip_long_text
 
 VERTICAL_COMMENT = re.compile(r"#\s*vertical\s*=\s*(.*?)\s*$")
 
@@ -54,7 +54,11 @@ def _record(tokens: List[Tuple[int, str, str]], vertical: Optional[str], path: P
     starts = [0]
     for word in words[:-1]:
         starts.append(starts[-1] + len(word) + 1)
-    doc = make_doc(nlp, " ".join(words), vertical)
+    text = " ".join(words)
+    skip = skip_long_text(text, nlp.max_length)
+    if skip is not None:
+        return Record(first, vertical, skip=skip)
+    doc = make_doc(nlp, text, vertical)
     spans: List[CharSpan] = []
     open_span: Optional[List] = None  # [start index, end index, label]
     for i, (line, _, tag) in enumerate(tokens):

@@ -1,4 +1,7 @@
-"""Structural errors in an input file: one line ``FILE:LINE: field 'x': problem``."""
+"""Structural errors in an input file: one line ``FILE:LINE: field 'x': problem`` (a problem quoting a long value is
+cut to 300 characters)."""
+
+MAX_PROBLEM = 300
 from pathlib import Path
 from typing import Optional, Union
 
@@ -30,5 +33,6 @@ class ConvertError(ValueError):
         parts = [where] if where else []
         if self.field is not None:
             parts.append(f"field '{self.field}'")
-        parts.append(self.problem)
+        problem = self.problem if len(self.problem) <= MAX_PROBLEM else self.problem[: MAX_PROBLEM - 1] + "…"
+        parts.append(problem)
         return ": ".join(parts).replace("\r", "\\r").replace("\n", "\\n")

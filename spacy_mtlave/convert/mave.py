@@ -12,9 +12,10 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from spacy.language import Language
 
+from ..json_input import RawNumber, Repair, type_name
 from .errors import ConvertError
 from .placement import CharSpan, make_doc, resolve_overlaps, set_gold
-from .records import Record, get_field, get_vertical, iter_jsonl
+from .records import Record, get_field, get_vertical, iter_jsonl, skip_long_text
 
 
 class _Product:
@@ -25,6 +26,7 @@ class _Product:
         self.skip = skip
         self.offsets = [sum(len(t) + 1 for t in texts[:i]) for i in range(len(texts))]
         self.spans: List[CharSpan] = []
+        self.repairs: List[Repair] = []
 
 
 def read_mave(
@@ -35,10 +37,12 @@ def read_mave(
     category_depth: Optional[int] = None,
 ) -> Iterator[Record]:
     products: Dict[str, _Product] = {}
-    for line, obj in iter_jsonl(path):
+    for line, obj, repairs in iter_jsonl(path):
         pid = get_field(obj, "id", path, line)
+        if isinstance(pid, RawNumber):  # NaN, 1e999 or a too long integer: its spelling names the product
+            pid = pid.text
         if not isinstance(pid, (str, int)) or isinstance(pid, bool):
-            raise ConvertError(f"expected a string, got {type(pid).__name__}", path, line, "id")
+            raise ConvertError(f"expected a string, got {type_name(pid)}", path, line, "id")
         texts = _paragraphs(get_field(obj, "paragraphs", path, line), path, line)
         name, skip = get_vertical(obj, vertical_field, vertical, category_depth, path, line)
         product = products.get(str(pid))
@@ -48,15 +52,18 @@ def read_mave(
             raise ConvertError(f"differs from line {product.line} with the same id {pid!r}", path, line, "paragraphs")
         elif name != product.vertical:
             raise ConvertError(f"differs from line {product.line} with the same id {pid!r}", path, line, vertical_field)
+        product.repairs += repairs
         _evidences(get_field(obj, "attributes", path, line), product, path, line)
     for product in products.values():
-        if product.vertical is None:
-            yield Record(product.line, None, skip=product.skip)
+        text = "\n".join(product.texts)
+        skip = product.skip if product.vertical is None else skip_long_text(text, nlp.max_length)
+        if skip is not None:
+            yield Record(product.line, product.vertical, skip=skip, repairs=product.repairs)
             continue
-        doc = make_doc(nlp, "\n".join(product.texts), product.vertical)
+        doc = make_doc(nlp, text, product.vertical)
         spans, outcomes = resolve_overlaps(doc, product.spans)
         set_gold(doc, spans)
-        yield Record(product.line, product.vertical, doc, outcomes)
+        yield Record(product.line, product.vertical, doc, outcomes, repairs=product.repairs)
 
 
 def _paragraphs(paragraphs: Any, path: Path, line: int) -> List[str]:
@@ -73,11 +80,11 @@ def _paragraphs(paragraphs: Any, path: Path, line: int) -> List[str]:
 
 def _evidences(attributes: Any, product: _Product, path: Path, line: int) -> None:
     if not isinstance(attributes, list):
-        raise ConvertError(f"expected a list, got {type(attributes).__name__}", path, line, "attributes")
+        raise ConvertError(f"expected a list, got {type_name(attributes)}", path, line, "attributes")
     for i, attribute in enumerate(attributes):
         where = f"attributes[{i}]"
         if not isinstance(attribute, dict):
-            raise ConvertError(f"expected an object, got {type(attribute).__name__}", path, line, where)
+            raise ConvertError(f"expected an object, got {type_name(attribute)}", path, line, where)
         key = attribute.get("key")
         if not isinstance(key, str) or not key.strip():
             raise ConvertError("missing or empty 'key'", path, line, f"{where}.key")
@@ -90,7 +97,7 @@ def _evidences(attributes: Any, product: _Product, path: Path, line: int) -> Non
 
 def _evidence(evidence: Any, key: str, product: _Product, path: Path, line: int, where: str) -> CharSpan:
     if not isinstance(evidence, dict):
-        raise ConvertError(f"expected an object, got {type(evidence).__name__}", path, line, where)
+        raise ConvertError(f"expected an object, got {type_name(evidence)}", path, line, where)
     for name in ("value", "pid", "begin", "end"):
         if name not in evidence:
             raise ConvertError("missing required field", path, line, f"{where}.{name}")

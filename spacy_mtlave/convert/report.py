@@ -3,6 +3,7 @@
 Layout of ``stats.json`` (no timestamps; same input, same bytes)::
 
     {"sources": {"train"|"test": {"format", "input", "dev_every", "records", "skipped": {reason: n},
+                                  "repairs": {repair: n}, "repaired": [{"line", "repair", "detail"}],
                                   "values": {status: n}, "labels": {label: {status: n}},
                                   "spellings": {label: {key: n}}}},
      "verticals": {name: {"folder", "labels", "n_labels", "examples": {"train", "dev", "test"},
@@ -15,8 +16,11 @@ Layout of ``stats.json`` (no timestamps; same input, same bytes)::
 
 A train conversion fills the "train" group (splits train and dev), a test conversion the "test"
 group; converting into a folder that has stats.json replaces only the group being converted.
+"repairs" counts what the JSON reader repaired in the input (``json_input``: duplicate keys merged, lone
+surrogates replaced), "repaired" lists each with its line; every skipped record is counted in "skipped".
 """
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,18 +39,29 @@ from .records import (
 
 GROUP_SPLITS = {"train": ("train", "dev"), "test": ("test",)}
 SPLITS = ("train", "dev", "test")
+FOLDER = re.compile(r"[0-9a-z_]+")  # what vertical.slugify gives: a stats.json naming another folder is not ours
 
 
 @dataclass
 class ConvertReport:
-    """The merged statistics (the content of stats.json) and the DocBins written by this run."""
+    """The merged statistics (the content of stats.json), the DocBins written by this run and the DocBins it removed
+    (left by an earlier conversion of the same group for a vertical that now has no examples)."""
 
     stats: Dict[str, Any]
     files: List[Path] = field(default_factory=list)
+    removed: List[Path] = field(default_factory=list)
 
     def summary(self) -> List[str]:
-        """One line per vertical, for the command line."""
+        """One line per source (records, skipped, repaired) and one per vertical, for the command line."""
         lines = []
+        for group, source in self.stats["sources"].items():
+            skipped = sum(source["skipped"].values())
+            reasons = "; ".join(f"{reason}: {n}" for reason, n in source["skipped"].items())
+            repairs = ", ".join(f"{n} {repair}" for repair, n in source.get("repairs", {}).items())
+            lines.append(
+                f"{group} input {source['input']}: {source['records']} records, {skipped} skipped"
+                + (f" ({reasons})" if reasons else "") + (f"; repaired: {repairs}" if repairs else "")
+            )
         for name, v in self.stats["verticals"].items():
             examples = ", ".join(f"{split} {n}" for split, n in v["examples"].items() if n)
             lines.append(
@@ -90,6 +105,7 @@ def source_stats(
 ) -> Dict[str, Any]:
     """Statistics of one input file: records, skipped records by reason, value outcomes per label."""
     skipped = Counter(record.skip for record in records if record.skip is not None)
+    repaired = [{"line": record.line, "repair": kind, "detail": detail} for record in records for kind, detail in record.repairs]
     values: Counter = Counter()
     labels: Dict[str, Counter] = {}
     for record in records:
@@ -102,6 +118,8 @@ def source_stats(
         stats["dev_every"] = dev_every
     stats["records"] = len(records)
     stats["skipped"] = dict(sorted(skipped.items()))
+    stats["repairs"] = dict(sorted(Counter(item["repair"] for item in repaired).items()))
+    stats["repaired"] = repaired
     stats["values"] = {status: values[status] for status in STATUSES}
     stats["labels"] = {
         label: {status: labels[label][status] for status in STATUSES} for label in sorted(labels)
@@ -160,23 +178,32 @@ def _summarize(vertical: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def load(path: Path) -> Optional[Dict[str, Any]]:
-    """Existing stats.json, or None."""
+def load(path: Path, group: str, source: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """Existing stats.json, or None; ConvertError when it cannot be read or is not a stats.json written by convert
+    (checked by merging ``source`` into it as ``group`` and rendering the result, before any work is done)."""
     if not path.exists():
         return None
     try:
         stats = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except OSError as err:
+        raise ConvertError(f"cannot read ({err.strerror or err})", path) from None
+    except (ValueError, RecursionError) as err:
         raise ConvertError(f"cannot merge into malformed statistics: {err}", path) from None
+    problem = "cannot merge: not a stats.json written by convert"
     if not isinstance(stats, dict) or not isinstance(stats.get("verticals"), dict):
-        raise ConvertError("cannot merge: not a stats.json written by convert", path)
+        raise ConvertError(problem, path)
+    try:
+        if not all(FOLDER.fullmatch(vertical["folder"]) for vertical in stats["verticals"].values()):
+            raise ValueError("a vertical folder that convert does not write")
+        to_markdown(merge(stats, group, source, {}))
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as err:
+        raise ConvertError(f"{problem} ({type(err).__name__}: {err})", path) from None
     return stats
 
 
-def write(output_dir: Path, stats: Dict[str, Any]) -> None:
-    """stats.json and stats.md."""
-    (output_dir / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (output_dir / "stats.md").write_text(to_markdown(stats), encoding="utf-8")
+def rendered(stats: Dict[str, Any]) -> Dict[str, str]:
+    """{"stats.json": text, "stats.md": text}."""
+    return {"stats.json": json.dumps(stats, indent=2, ensure_ascii=False) + "\n", "stats.md": to_markdown(stats)}
 
 
 def _cell(text: Any) -> str:
@@ -191,8 +218,8 @@ def to_markdown(stats: Dict[str, Any]) -> str:
         "## Sources",
         "",
         "| split | format | input | records | skipped | values placed (expanded) | not placed | overlaps dropped "
-        "| spec entries skipped |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| spec entries skipped | input repairs |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for group, source in stats["sources"].items():
         name = group
@@ -200,11 +227,12 @@ def to_markdown(stats: Dict[str, Any]) -> str:
             every = source["dev_every"]
             name = f"train + dev (i % {every} == {every - 1})" if every else "train (no dev)"
         skipped = "; ".join(f"{reason}: {n}" for reason, n in source["skipped"].items()) or "0"
+        repairs = "; ".join(f"{repair}: {n}" for repair, n in source.get("repairs", {}).items()) or "0"
         n = source["values"]
         out.append(
             f"| {name} | {source['format']} | {_cell(source['input'])} | {source['records']} | {_cell(skipped)} "
             f"| {n[PLACED] + n[EXPANDED]} ({n[EXPANDED]}) | {n[NOT_PLACED]} | {n[OVERLAP_DROPPED]} "
-            f"| {n[ENTRY_SKIPPED]} |"
+            f"| {n[ENTRY_SKIPPED]} | {_cell(repairs)} |"
         )
     out += [
         "",
@@ -235,7 +263,7 @@ def to_markdown(stats: Dict[str, Any]) -> str:
         f"| {totals['skipped_records']} |"
     )
     out += ["", "Every value not placed, dropped or expanded is listed with its input line in stats.json "
-            "(`verticals.<name>.splits.<split>.problems`).", "", "## Examples per label", ""]
+            "(`verticals.<name>.splits.<split>.problems`), every input repair in `sources.<split>.repaired`.", "", "## Examples per label", ""]
     for name, v in stats["verticals"].items():
         out += [f"### {_cell(name)}", "", "| label | train | dev | test |", "|---|---|---|---|"]
         for label in v["labels"]:

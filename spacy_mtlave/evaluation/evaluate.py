@@ -4,9 +4,9 @@ from typing import Any, Dict, List, Optional, Union
 
 import spacy
 from spacy.language import Language
-from spacy.tokens import DocBin
 from spacy.training import Example
 
+from ..training.corpus import read_docbin
 from .metrics import score_examples, train_tag_counts
 
 SUMMARY = (("macro_p", "macro-P"), ("macro_r", "macro-R"), ("macro_f1", "macro-F1"), ("accuracy", "accuracy"),
@@ -14,14 +14,17 @@ SUMMARY = (("macro_p", "macro-P"), ("macro_r", "macro-R"), ("macro_f1", "macro-F
 
 
 def read_docs(nlp: Language, path: Path) -> List:
-    """Docs of a DocBin; ValueError naming the file when it is missing or empty."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: not found")
-    docs = list(DocBin().from_disk(path).get_docs(nlp.vocab))
+    """Docs of a DocBin; ValueError naming the file when it is missing, a folder, not a DocBin or empty."""
+    docs = read_docbin(path, nlp.vocab)
     if not docs:
         raise ValueError(f"{path}: no documents")
     return docs
+
+
+def check_rare_max(rare_max: int) -> None:
+    """ValueError (one line) for a negative rare-tag bound."""
+    if rare_max < 0:
+        raise ValueError(f"--rare-max must be 0 or more, got {rare_max}")
 
 
 def model_labels(nlp: Language) -> List[str]:
@@ -45,6 +48,7 @@ def evaluate_pipeline(
     (labels the model predicted that occur neither in the test gold nor in the training corpus: all false
     positives).
     """
+    check_rare_max(rare_max)
     nlp = model if isinstance(model, Language) else spacy.load(model)
     gold = read_docs(nlp, test_path)
     train_counts = train_tag_counts(read_docs(nlp, train_path)) if train_path is not None else None

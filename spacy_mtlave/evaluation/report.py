@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 import srsly
 
+from ..outputs import write_json, write_text
 from ..training.run_info import (  # noqa: F401
     BASELINE_NER,
     DEFAULT_MULTI,
@@ -20,7 +21,7 @@ from ..training.run_info import (  # noqa: F401
 )
 from ..vertical import slugify
 from .attention import figure4, figure4_markdown
-from .evaluate import evaluate_pipeline, label_warning, percent
+from .evaluate import check_rare_max, evaluate_pipeline, label_warning, percent
 from .tables import (
     choose_multi,
     summarise,
@@ -40,6 +41,15 @@ def _newest_mtime(path: Path) -> float:
     return max([path.stat().st_mtime] + [p.stat().st_mtime for p in path.rglob("*")])
 
 
+def _read_cache(path: Path) -> Dict[str, Any]:
+    """A cached evaluation, or {} (evaluate again) when it cannot be read."""
+    try:
+        cached = srsly.read_json(path)
+    except (ValueError, OSError):
+        return {}
+    return cached if isinstance(cached, dict) and isinstance(cached.get("macro_f1"), (int, float)) else {}
+
+
 def evaluate_run(run: Run, rare_max: int = 15, log: Log = _stderr) -> Dict[str, Dict[str, Any]]:
     """Scores per vertical of ``run`` on ``<corpus>/test.spacy`` (train counts from ``<corpus>/train.spacy``),
     cached as ``RUN_DIR/eval_<slug>.json`` and reused while newer than the model and the corpus."""
@@ -52,14 +62,14 @@ def evaluate_run(run: Run, rare_max: int = 15, log: Log = _stderr) -> Dict[str, 
             raise ValueError(f"{run.path / 'run.json'}: model {model} of {vertical!r} not found")
         inputs = [_newest_mtime(model)] + [p.stat().st_mtime for p in (test, train) if p.is_file()]
         if cache.is_file() and cache.stat().st_mtime > max(inputs):
-            cached = srsly.read_json(cache)
+            cached = _read_cache(cache)
             if cached.get("rare_max") == rare_max:
                 log(f"{label}: cached {cache.name}, macro-F1 {100 * cached['macro_f1']:.1f}")
                 results[vertical] = cached
                 continue
         scores = evaluate_pipeline(model, test, train if train.is_file() else None, rare_max=rare_max)
         scores["rare_max"] = rare_max
-        srsly.write_json(cache, scores)
+        write_json(cache, scores)
         warning = label_warning(scores)
         log(f"{label}: macro-F1 {100 * scores['macro_f1']:.1f}, span F1 {percent(scores['ents_f'])}" + (f" ({warning})" if warning else ""))
         results[vertical] = scores
@@ -72,6 +82,7 @@ def evaluate_run(run: Run, rare_max: int = 15, log: Log = _stderr) -> Dict[str, 
 def write_report(run_dirs: Sequence[Path], output_dir: Path, rare_max: int = 15, multi: Optional[str] = None, log: Log = _stderr) -> Path:
     """Evaluate ``run_dirs`` and write table3/table4/figure4 (.md, .json), the heatmaps and README.md to
     ``output_dir``; returns the README path. ``multi``: Table 4's multi-task system (see ``choose_multi``)."""
+    check_rare_max(rare_max)
     runs = [read_run(d) for d in run_dirs]
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -80,8 +91,8 @@ def write_report(run_dirs: Sequence[Path], output_dir: Path, rare_max: int = 15,
         for vertical, scores in evaluate_run(run, rare_max, log).items():
             records.append({"system": run.system, "vertical": vertical, "seed": run.seed, "run": str(run.path), "metrics": scores})
     summary = summarise(records)
-    srsly.write_json(output_dir / "table3.json", summary)
-    (output_dir / "table3.md").write_text(table3_markdown(summary) + "\n", encoding="utf8")
+    write_json(output_dir / "table3.json", summary)
+    write_text(output_dir / "table3.md", table3_markdown(summary) + "\n")
 
     table4 = {}
     for vertical, rows in summary["verticals"].items():
@@ -91,14 +102,14 @@ def write_report(run_dirs: Sequence[Path], output_dir: Path, rare_max: int = 15,
         by = {s: [r["metrics"] for r in records if r["vertical"] == vertical and r["system"] == s] for s in (SINGLE, chosen)}
         table4[vertical] = {"multi": chosen, "rare_max": rare_max, "n_seeds": {s: len(v) for s, v in by.items()},
                             "rows": tag_improvements(by[SINGLE], by[chosen], rare_max)}
-    srsly.write_json(output_dir / "table4.json", table4)
+    write_json(output_dir / "table4.json", table4)
     table4_md = "\n\n".join(f"### {v}: single vs {t['multi']}\n\n{table4_markdown(t)}" for v, t in table4.items())
-    (output_dir / "table4.md").write_text(table4_md + "\n", encoding="utf8")
+    write_text(output_dir / "table4.md", table4_md + "\n")
 
     figures = figure4(runs, output_dir)
-    srsly.write_json(output_dir / "figure4.json", figures)
+    write_json(output_dir / "figure4.json", figures)
     figure_md = "\n\n".join(figure4_markdown(f) for f in figures)
-    (output_dir / "figure4.md").write_text(figure_md + "\n", encoding="utf8")
+    write_text(output_dir / "figure4.md", figure_md + "\n")
 
     listing = "; ".join(f"{os.path.relpath(r.path.resolve(), output_dir.resolve())} ({r.system}, seed {r.seed})" for r in runs)
     seeds = sorted({r.seed for r in runs})
@@ -122,6 +133,4 @@ def write_report(run_dirs: Sequence[Path], output_dir: Path, rare_max: int = 15,
         "left out.", "",
         figure_md or "No pair run with a trained coupling (cce, lce or full) and an attention.json.", "",
     ]
-    path = output_dir / "README.md"
-    path.write_text("\n".join(readme), encoding="utf8")
-    return path
+    return write_text(output_dir / "README.md", "\n".join(readme))

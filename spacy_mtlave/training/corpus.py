@@ -6,6 +6,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 import spacy
 from spacy import util
 from spacy.language import Language
+from spacy.tokens import Doc, DocBin
 from spacy.training import Corpus, Example
 from wasabi import msg
 
@@ -46,6 +47,21 @@ def create_vertical_corpus_v2(paths: Dict[str, str], verticals: Optional[Dict[st
     return read
 
 
+def read_docbin(path: Path, vocab=None) -> List[Doc]:
+    """The docs of a ``.spacy`` file (vocab: a blank English one by default); ValueError naming the file when it is a
+    folder, missing, or not a DocBin (spaCy's E1014 does not name it)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder, expected a .spacy file")
+    if not path.is_file():
+        raise ValueError(f"{path}: not found")
+    try:
+        return list(DocBin().from_disk(path).get_docs(vocab if vocab is not None else spacy.blank("en").vocab))
+    except (ValueError, OSError) as err:
+        reason = str(err).split(". ")[0].strip() or type(err).__name__
+        raise ValueError(f"{path}: not a readable .spacy file ({reason})") from None
+
+
 def corpus_paths(corpus_dir: Path) -> Dict[str, Path]:
     """``CORPUS_DIR/{train,dev}.spacy`` as written by ``convert``; ValueError naming the missing file."""
     corpus_dir = Path(corpus_dir)
@@ -59,9 +75,7 @@ def corpus_paths(corpus_dir: Path) -> Dict[str, Path]:
 def corpus_vertical(path: Path, required: bool = True) -> Optional[str]:
     """The one vertical of a ``.spacy`` training file; ValueError when it is empty, mixed or (if ``required``)
     unlabelled; None for a file whose docs carry no vertical when not ``required``."""
-    from spacy.tokens import DocBin
-
-    docs = list(DocBin().from_disk(path).get_docs(spacy.blank("en").vocab))
+    docs = read_docbin(path)
     if not docs:
         raise ValueError(f"{path}: no training docs")
     verticals = {get_vertical(doc) for doc in docs}
@@ -72,6 +86,17 @@ def corpus_vertical(path: Path, required: bool = True) -> Optional[str]:
     if len(verticals) > 1:
         raise ValueError(f"{path}: docs of several verticals {sorted(verticals)}; a corpus folder holds one vertical")
     return verticals.pop()
+
+
+def training_paths(corpus_dir: Path, log: Callable[[str], None] = msg.warn) -> Dict[str, Path]:
+    """:func:`corpus_paths`, with ``train.spacy`` standing in for a ``dev.spacy`` without docs (``convert`` writes one
+    for a vertical with fewer examples than ``--dev-every``): dev scores and the choice of the best checkpoint are
+    then on the training docs, which the log says. Without it every dev score is 0 and the first checkpoint wins."""
+    paths = corpus_paths(corpus_dir)
+    if not read_docbin(paths["dev"]):
+        log(f"{paths['dev']}: no docs; evaluating and choosing the best checkpoint on {paths['train']} instead")
+        paths["dev"] = paths["train"]
+    return paths
 
 
 def resolve_verticals(corpus_dirs: Sequence[Path], names: Optional[Sequence[str]] = None, log: Callable[[str], None] = msg.info) -> List[str]:

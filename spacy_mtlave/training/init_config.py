@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from ..outputs import write_text
 from .train import shipped_config
 
 PIPELINES = ("single", "pair", "group")
@@ -25,12 +26,4 @@ def write_config(output: Path, pipeline: str = "pair", backbone: str = "glove") 
     if str(output) == "-":
         sys.stdout.write(text)
         return None
-    output = Path(output)
-    if output.is_dir():
-        raise ValueError(f"{output}: is a directory; give a file name (e.g. {output / 'pair.cfg'})")
-    if not output.parent.is_dir():
-        raise ValueError(f"{output.parent}: folder not found")
-    tmp = output.with_name(output.name + ".tmp")
-    tmp.write_text(text, encoding="utf8")
-    tmp.replace(output)
-    return output
+    return write_text(output, text)

@@ -17,18 +17,17 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy
 import spacy
-from spacy.tokens import DocBin
 
 from ..ml.coupling_loss import label_kgrams
 from ..ml.shortlist import build_shortlist, context_embeddings
-from .corpus import corpus_paths, corpus_vertical
+from .corpus import corpus_paths, corpus_vertical, read_docbin
 
 
 class _Vertical:
     """Attribute counts [label -> spans] and window embeddings of the attribute tokens [n_attr_tokens, d]."""
 
     def __init__(self, name: str, train_path: Path, vocab, window: int):
-        docs = [doc for doc in DocBin().from_disk(train_path).get_docs(vocab) if len(doc)]
+        docs = [doc for doc in read_docbin(train_path, vocab) if len(doc)]
         self.name = name
         self.labels = Counter(ent.label_ for doc in docs for ent in doc.ents)
         U, index = context_embeddings(docs, window) if docs else (numpy.zeros((0, vocab.vectors.shape[1]), "float32"), numpy.zeros((0, 2), "int32"))
@@ -55,9 +54,18 @@ def name_similarity(labels: Counter, other: Sequence[str], k: int = 3) -> float:
     return sum(n * max(_cosine(_kgram_counts(label, k), g) for g in grams) for label, n in labels.items()) / total
 
 
+def check_settings(thresh: float, top: int = 1) -> None:
+    """ValueError (one line) for a cosine threshold outside [-1, 1] or fewer than one partner shown."""
+    if not -1.0 <= thresh <= 1.0:
+        raise ValueError(f"--thresh is a cosine similarity, between -1 and 1, got {thresh}")
+    if top < 1:
+        raise ValueError(f"--top must be at least 1, got {top}")
+
+
 def suggest_partners(corpora: Dict[str, Path], vectors: Path, thresh: float = 0.8, window: int = 1, k: int = 3) -> Dict[str, List[Dict]]:
     """{vertical: its other verticals ranked by score, each {"partner", "score", "name", "density"}} for the
     corpus folders of ``corpora`` ({vertical: folder with train.spacy}), using the word vectors of ``vectors``."""
+    check_settings(thresh)
     if len(corpora) < 2:
         raise ValueError(f"suggest-partners needs at least two verticals, got {len(corpora)}")
     vocab = spacy.load(vectors).vocab

@@ -8,6 +8,8 @@ from typing import Any, Dict, Optional, Tuple
 
 import srsly
 
+from ..outputs import write_json
+
 SINGLE, BASELINE_NER, DEFAULT_MULTI = "single", "spaCy ner", "full coupling"
 PAIR_SYSTEMS = {"none": "hard sharing", "cce": "cce", "lce": "lce", "full": "full coupling"}
 SYSTEM_ORDER = (SINGLE, BASELINE_NER, "hard sharing", "cce", "lce", "full coupling", *(f"group {name}" for name in PAIR_SYSTEMS.values()))
@@ -49,17 +51,27 @@ def system_name(kind: str, coupling: str, config: str = "") -> str:
 
 
 def read_run(run_dir: Path) -> Run:
-    """``RUN_DIR/run.json``; ValueError naming the directory when it is missing or incomplete."""
+    """``RUN_DIR/run.json``; ValueError naming the directory or the file when it is missing, malformed or incomplete."""
     run_dir = Path(run_dir)
     path = run_dir / "run.json"
     if not path.is_file():
         raise ValueError(f"{run_dir}: no run.json (not a training output of 'train', 'train-pair' or 'train-group')")
-    info = srsly.read_json(path)
+    try:
+        info = srsly.read_json(path)
+    except (ValueError, OSError) as err:
+        raise ValueError(f"{path}: malformed run.json ({' '.join(str(err).split())[:120]})") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{path}: malformed run.json (expected an object, got {type(info).__name__})")
     missing = [key for key in ("kind", "coupling", "seed", "verticals") if key not in info]
     if missing or not info["verticals"]:
         raise ValueError(f"{path}: missing {', '.join(missing) or 'verticals'}")
-    verticals = {v: ((run_dir / e["model"]).resolve(), (run_dir / e["corpus"]).resolve()) for v, e in info["verticals"].items()}
-    return Run(run_dir, info["kind"], info["coupling"], int(info["seed"]), str(info.get("config", "")), verticals, info.get("overrides", {}))
+    entries, seed, overrides = info["verticals"], info["seed"], info.get("overrides", {})
+    if not isinstance(entries, dict) or not all(isinstance(e, dict) and isinstance(e.get("model"), str) and isinstance(e.get("corpus"), str) for e in entries.values()):
+        raise ValueError(f"{path}: malformed run.json ('verticals' must map each vertical to its 'model' and 'corpus' folders)")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not isinstance(overrides, dict):
+        raise ValueError(f"{path}: malformed run.json ('seed' must be an integer, 'overrides' an object)")
+    verticals = {v: ((run_dir / e["model"]).resolve(), (run_dir / e["corpus"]).resolve()) for v, e in entries.items()}
+    return Run(run_dir, str(info["kind"]), str(info["coupling"]), seed, str(info.get("config", "")), verticals, overrides)
 
 
 def write_run_info(
@@ -68,7 +80,7 @@ def write_run_info(
     """``OUTPUT_DIR/run.json``: what ``report`` needs to find a run's pipelines and corpora (paths relative to it), and
     the config overrides given on the command line."""
     out = Path(output_dir).resolve()
-    srsly.write_json(out / "run.json", {
+    write_json(out / "run.json", {
         "kind": kind,
         "coupling": coupling,
         "seed": seed,

@@ -5,16 +5,16 @@ vertical (each from its own best checkpoint), the coupling's label-label attenti
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-import srsly
-from spacy import util
 from spacy.cli.train import train as spacy_train
 from thinc.api import Config
 
+from ..outputs import write_json
 from ..pipeline.coupling import MODES
 from ..vertical import slugify
 from .checkpoints import selected_checkpoint
-from .corpus import corpus_paths, resolve_verticals
+from .corpus import corpus_paths, resolve_verticals, training_paths
 from .export import split_vertical, trained_attention
+from .overrides import check_overrides, load_training_config
 from .run_info import write_run_info
 from .vectors import ensure_glove_vectors
 
@@ -42,7 +42,7 @@ def config_path(config: Optional[Path], default: str) -> Path:
 def checkpoint_settings(config: Path, output_dir: Path) -> Dict[str, Any]:
     """The override that tells the config's ``spacy_mtlave.vertical_checkpoints.v1`` logger where to write
     (nothing for another logger)."""
-    logger = util.load_config(config, interpolate=False)["training"].get("logger", {})
+    logger = load_training_config(config)["training"].get("logger", {})
     if logger.get("@loggers") != "spacy_mtlave.vertical_checkpoints.v1":
         return {}
     return {"training.logger.output_dir": str(Path(output_dir).resolve())}
@@ -68,15 +68,17 @@ def train_vertical(
     """Train ``CORPUS_DIR/{train,dev}.spacy``; returns the trained pipeline (``OUTPUT_DIR/model-selected``, the
     checkpoint chosen by the config's selection rule, or spaCy's ``model-best`` with another logger). Without
     ``vectors`` the GloVe table is built once from the installed package and cached. ``gpu_id`` >= 0 trains on that
-    GPU (spaCy's --gpu-id)."""
-    paths = corpus_paths(corpus_dir)
+    GPU (spaCy's --gpu-id). Checked before training (ValueError, one line): the corpus (one vertical, training docs;
+    an empty dev.spacy is replaced by train.spacy, see ``training_paths``), the config and the overrides."""
+    vertical = resolve_verticals([corpus_dir], log=lambda _: None)[0]
+    paths = training_paths(corpus_dir)
     config = config_path(config, "single.cfg")
+    check_overrides(load_training_config(config), overrides or {}, config)
     settings = dict(_settings(vectors, seed, max_steps), **{"paths.train": str(paths["train"]), "paths.dev": str(paths["dev"])})
     settings.update(overrides or {})
     settings.update(checkpoint_settings(config, Path(output_dir)))
     spacy_train(config, Path(output_dir), overrides=settings, use_gpu=gpu_id)
     best = Path(output_dir) / "model-best"
-    vertical = resolve_verticals([corpus_dir], log=lambda _: None)[0]
     checkpoint = selected_checkpoint(Path(output_dir), "ave_tagger")
     if checkpoint is not None:  # the epoch chosen by the config's selection rule (same rule as the multi-task heads)
         best = split_vertical(best, "ave_tagger", Path(output_dir) / "model-selected", checkpoint)
@@ -114,12 +116,12 @@ def train_joint(
     verticals = list(corpora)
     attentions = trained_attention(joint, train_files, dict(zip([f"v{i}" for i in range(1, len(verticals) + 1)], verticals)))
     if kind == "pair":
-        srsly.write_json(output_dir / "attention.json", attentions[0])
+        write_json(output_dir / "attention.json", attentions[0])
     elif coupling != "none":
         (output_dir / "attention").mkdir(exist_ok=True)
         for attention in attentions:
             a, b = attention["verticals"]
-            srsly.write_json(output_dir / "attention" / f"{slugify(a)}+{slugify(b)}.json", attention)
+            write_json(output_dir / "attention" / f"{slugify(a)}+{slugify(b)}.json", attention)
     outputs = {v: split_vertical(joint, heads[v], output_dir / slugify(v), selected_checkpoint(output_dir / "joint", heads[v])) for v in verticals}
     write_run_info(output_dir, kind, coupling, seed, template, {v: (outputs[v], corpora[v]) for v in verticals}, recorded)
     return outputs
@@ -148,11 +150,12 @@ def train_pair(
     _check_coupling(coupling)
     dirs = [Path(corpus1), Path(corpus2)]
     names = resolve_verticals(dirs, verticals)
+    corpora = [training_paths(d) for d in dirs]
     template = config_path(config, "pair.cfg")
-    joint = util.load_config(template, interpolate=False)
+    joint = load_training_config(template)
+    check_overrides(joint, overrides or {}, template)
     settings = _settings(vectors, seed, max_steps)
-    for i, (corpus_dir, vertical) in enumerate(zip(dirs, names), start=1):
-        paths = corpus_paths(corpus_dir)
+    for i, (paths, vertical) in enumerate(zip(corpora, names), start=1):
         settings[f"paths.train{i}"] = str(paths["train"])
         settings[f"paths.dev{i}"] = str(paths["dev"])
         settings[f"components.tagger_v{i}.vertical"] = vertical
@@ -192,15 +195,17 @@ def train_group(
         raise ValueError(f"--partners must be >= 0, got {partners}")
     dirs = [Path(d) for d in corpus_dirs]
     names = resolve_verticals(dirs, verticals)
+    corpora = {v: training_paths(d) for v, d in zip(names, dirs)}
+    template = config_path(config, "pair.cfg")
+    base = load_training_config(template)
+    if "coupling" not in base["components"] or len(base["components"]["coupling"].get("taggers", [])) < 1:
+        raise ValueError(f"{template}: train-group needs a pair config with a 'coupling' component naming its taggers")
     settings = _settings(vectors, seed, max_steps)
     pairs = None
     if partners:
         pairs = partner_pairs(suggest_partners(dict(zip(names, dirs)), Path(settings["paths.vectors"])), partners)
-    template = config_path(config, "pair.cfg")
-    base = util.load_config(template, interpolate=False)
-    if "coupling" not in base["components"] or len(base["components"]["coupling"].get("taggers", [])) < 1:
-        raise ValueError(f"{template}: train-group needs a pair config with a 'coupling' component naming its taggers")
-    joint = group_config(base, {v: corpus_paths(d) for v, d in zip(names, dirs)}, pairs)
+    joint = group_config(base, corpora, pairs)
+    check_overrides(joint, overrides or {}, template)
     settings.update(overrides or {})
     recorded = dict(overrides or {}, **({"partners": partners} if partners else {}))  # names the system in reports
     heads = {v: f"tagger_{slugify(v)}" for v in names}
