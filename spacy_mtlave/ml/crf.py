@@ -94,7 +94,7 @@ class CRF(nn.Module):
         lengths = mask.sum(dim=1).tolist()
         return [row[:n] for row, n in zip(paths.tolist(), lengths)]
 
-    def to_numpy(self) -> "NumpyCRF":
+    def to_numpy(self) -> "crf_numpy.NumpyCRF":  # noqa: F821
         """A numpy snapshot of the parameters for inference on the CPU (same paths, same marginals to float32
         rounding; see :mod:`spacy_mtlave.ml.crf_numpy`)."""
         from .crf_numpy import NumpyCRF
