@@ -195,7 +195,7 @@ def test_packaged_transformer_vertical_installs_and_loads_offline(pair_trf: Path
 
 
 def test_train_group_takes_the_transformer_pair_config(data_dir: Path, tmp_path: Path):
-    from .conftest import write_corpus
+    from ..helpers import write_corpus
 
     write_corpus(tmp_path / "cocoa", "Cocoa", seed=2)
     out = tmp_path / "group"
