@@ -27,6 +27,18 @@ VARIANTS = {
 }
 
 
+VERTICALS = ["Breakfast Cereal", "Coffee", "Conditioner", "Laundry Detergent", "Safety Mask", "Shoes", "Sunscreen", "Tea", "Toothbrush", "Vitamin"]
+
+
+def mean_sd_text(values, digits: int = 1) -> str:
+    """"m +- sd" (sample sd) of a list of numbers, the value alone for one, "-" for none."""
+    from statistics import mean, stdev
+
+    if not values:
+        return "-"
+    return f"{mean(values):.{digits}f} +- {stdev(values):.{digits}f}" if len(values) > 1 else f"{values[0]:.{digits}f}"
+
+
 def slug(name: str) -> str:
     return name.lower().replace(" ", "_")
 

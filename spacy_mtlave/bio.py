@@ -67,3 +67,28 @@ def tag_attribute(tag: str) -> Optional[str]:
 def biluo_to_bio(tag: str) -> str:
     """One BILUO tag (spaCy's alignment) as BIO: U- and B- begin, L- and I- continue."""
     return OUTSIDE if tag == OUTSIDE else ("B-" if tag[0] in "BU" else "I-") + tag[2:]
+
+
+def partial_allowed_tags(gold: List[str], tags: List[str], unlabelled: Iterable[str]) -> List[List[bool]]:
+    """Which of ``tags`` each token may take when ``gold`` is incomplete: a token inside a known span keeps its gold
+    tag; a token outside (gold ``O``) may be ``O`` or ``B-x`` / ``I-x`` for every label x in ``unlabelled``, except
+    ``I-x`` right after a known span of x (a known span keeps its end). [n_tokens][n_tags]."""
+    index = {tag: i for i, tag in enumerate(tags)}
+    free = [False] * len(tags)
+    free[index[OUTSIDE]] = True
+    for label in unlabelled:
+        for prefix in ("B", "I"):
+            if f"{prefix}-{label}" in index:
+                free[index[f"{prefix}-{label}"]] = True
+    rows: List[List[bool]] = []
+    for i, tag in enumerate(gold):
+        if tag != OUTSIDE:
+            row = [False] * len(tags)
+            row[index[tag]] = True
+        else:
+            row = list(free)
+            previous = tag_attribute(gold[i - 1]) if i else None
+            if previous is not None and f"I-{previous}" in index:
+                row[index[f"I-{previous}"]] = False
+        rows.append(row)
+    return rows

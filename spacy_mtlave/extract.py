@@ -1,4 +1,7 @@
-"""Extract attribute values from a JSONL catalog with a trained pipeline, streaming, one output line per input line.
+"""Extract attribute values from a JSONL (or Parquet) catalog with a trained pipeline, streaming, one output line per
+input line (or row). :func:`check_record`, :func:`annotate` and :func:`dumps_record` are the record rules of both
+engines: this one and ``extract --engine ray`` (:mod:`spacy_mtlave.extract_ray`); Parquet I/O is in
+:mod:`spacy_mtlave.catalog_io`.
 
 Output lines: ``{"id": ..., "attributes": {label: [{"value", "start", "end", "confidence"}]}}`` (``start``/``end``:
 character offsets into the text), or ``{"line": n, "error": "..."}`` (1-based) for a line that is not valid UTF-8,
@@ -19,6 +22,7 @@ import multiprocessing
 import sys
 import time
 from collections import deque
+from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -74,6 +78,13 @@ def parse_line(raw: bytes, line_no: int, text_field: str, id_field: str, max_len
         return "", {"line": line_no, "error": f"invalid JSON: {err.problem}{where}"}
     if not isinstance(record, dict):
         return "", {"line": line_no, "error": f"not a JSON object (got {type_name(record)})"}
+    return check_record(record, line_no, text_field, id_field, max_length)
+
+
+def check_record(record: Dict[str, Any], line_no: int, text_field: str, id_field: str, max_length: int) -> Tuple[str, Dict[str, Any]]:
+    """One input record (a parsed JSON line or a Parquet row) -> (text for the model, output record to fill): the
+    one rule both engines (``extract`` and ``extract --engine ray``) and both input formats use. ``line_no``: the
+    1-based line or row, named by error records."""
     if text_field not in record:
         return "", {"line": line_no, "error": f"no {text_field!r} field"}
     text = record[text_field]
@@ -121,6 +132,28 @@ def extract_lines(
     if max_length is not None:
         nlp.max_length = max_length
     parsed = (parse_line(raw, n, text_field, id_field, nlp.max_length) for n, raw in enumerate(lines, start=1))
+    return annotate_in(nlp, parsed, batch_size, n_process)
+
+
+def extract_rows(
+    nlp: Language,
+    rows: Iterable[Dict[str, Any]],
+    text_field: str = "input",
+    id_field: str = "id",
+    batch_size: Optional[int] = None,
+    n_process: int = 1,
+    max_length: Optional[int] = None,
+) -> Iterator[Dict[str, Any]]:
+    """:func:`extract_lines` for records already read (Parquet rows): one output record per row, in order."""
+    check_settings(batch_size, n_process, max_length)
+    if max_length is not None:
+        nlp.max_length = max_length
+    parsed = (check_record(row, n, text_field, id_field, nlp.max_length) for n, row in enumerate(rows, start=1))
+    return annotate_in(nlp, parsed, batch_size, n_process)
+
+
+def annotate_in(nlp: Language, parsed: Iterable[Tuple[str, Dict[str, Any]]], batch_size: Optional[int], n_process: int) -> Iterator[Dict[str, Any]]:
+    """:func:`annotate` in this process, or :func:`annotate_parallel` for ``n_process > 1``."""
     if n_process > 1:
         return annotate_parallel(nlp, parsed, batch_size or nlp.batch_size, n_process)
     return annotate(nlp, parsed, batch_size)
@@ -191,25 +224,36 @@ class ExtractStats:
         return line
 
     def dumps(self, record: Dict[str, Any]) -> str:
-        """One output line: the record as JSON, counting the numbers written as strings; an id that cannot be written
-        (nested too deeply) makes the line an error line (line number: this line's)."""
-        numbers = 0
-
-        def as_string(value: Any) -> str:
-            nonlocal numbers
-            numbers += 1
-            return raw_number_as_string(value)
-
-        try:
-            line = json.dumps(record, ensure_ascii=False, allow_nan=False, default=as_string)
-        except (RecursionError, ValueError, TypeError) as err:
-            problem = "nested too deeply" if isinstance(err, RecursionError) else str(err)
-            record, numbers = {"line": self.lines + 1, "error": f"field id cannot be written as JSON: {problem}"}, 0
-            line = json.dumps(record, ensure_ascii=False)
-        self.lines += 1
-        self.errors += "error" in record
-        self.numbers_as_strings += numbers
+        """One output line (:func:`dumps_record`), counted; an error line names this line's number."""
+        line, is_error, numbers = dumps_record(record, self.lines + 1)
+        self.count(is_error, numbers)
         return line + "\n"
+
+    def count(self, is_error: bool, numbers: int) -> None:
+        """One more output record."""
+        self.lines += 1
+        self.errors += is_error
+        self.numbers_as_strings += numbers
+
+
+def dumps_record(record: Dict[str, Any], line_no: int) -> Tuple[str, bool, int]:
+    """(JSON text, is an error record, numbers written as strings) of one output record: strict JSON (no NaN), a
+    :class:`~spacy_mtlave.json_input.RawNumber` written as a string of its spelling; an id that cannot be written
+    (nested too deeply) makes it the error record ``{"line": line_no, "error": ...}``."""
+    numbers = 0
+
+    def as_string(value: Any) -> str:
+        nonlocal numbers
+        numbers += 1
+        return raw_number_as_string(value)
+
+    try:
+        line = json.dumps(record, ensure_ascii=False, allow_nan=False, default=as_string)
+    except (RecursionError, ValueError, TypeError) as err:
+        problem = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+        record, numbers = {"line": line_no, "error": f"field id cannot be written as JSON: {problem}"}, 0
+        line = json.dumps(record, ensure_ascii=False)
+    return line, "error" in record, numbers
 
 
 def open_input(path: Path) -> IO[bytes]:
@@ -230,42 +274,66 @@ def extract_file(
     n_process: int = 1,
     max_length: Optional[int] = None,
     progress: Optional[bool] = None,
+    output_format: Optional[str] = None,
 ) -> ExtractStats:
-    """Stream ``input_path`` (JSONL) through the model into ``output_path`` (JSONL, one line per input line).
+    """Stream ``input_path`` (JSONL, or Parquet for a ``.parquet``/``.pq`` file) through the model into
+    ``output_path`` (one record per input line or row, in order; JSONL, or Parquet when ``output_format`` is
+    "parquet" or the output ends in ``.parquet``; :mod:`spacy_mtlave.catalog_io` has the Parquet schema).
 
     ValueError (one line) when the settings are out of range, the output cannot be written (checked first: its
-    folder exists, it is not a folder, it is not the input) or the input or the model cannot be opened; bad input
-    lines are error records, counted in the returned stats. The output is written to a temporary file in its folder
-    and moved into place at the end; on a failure or Ctrl-C the lines written so far are left in ``OUTPUT.partial``.
-    ``progress``: a tqdm bar (bytes read, lines/s) on stderr; None: only when stderr is a terminal. Sets torch to
-    one thread: scale with ``n_process`` (2 threads on 2 busy cores were 10x slower than 1).
+    folder exists, it is not a folder, it is not the input), the input or the model cannot be opened, or a Parquet
+    input has no string text column; bad input lines are error records, counted in the returned stats. The output is
+    written to a temporary file in its folder and moved into place at the end; on a failure or Ctrl-C the JSONL lines
+    written so far are left in ``OUTPUT.partial`` (a Parquet output is removed: a file cut short is unreadable).
+    ``progress``: a tqdm bar (bytes or rows read, lines/s) on stderr; None: only when stderr is a terminal. Sets torch
+    to one thread: scale with ``n_process`` (2 threads on 2 busy cores were 10x slower than 1).
     """
     import torch
     from tqdm import tqdm
 
+    from . import catalog_io
+
     check_settings(batch_size, n_process, max_length)
+    fmt = catalog_io.output_format(output_path, output_format)
     target = check_output_file(output_path, inputs=[input_path])
-    with open_input(input_path) as source:
+    parquet = catalog_io.input_format(input_path) == "parquet"
+    with (nullcontext(None) if parquet else open_input(input_path)) as source:
+        table = catalog_io.open_parquet(input_path, text_field) if parquet else None
         nlp = model if isinstance(model, Language) else load_model(model)
         torch.set_num_threads(1)  # the small LSTM ops gain nothing from more threads; workers set their own
-        size = Path(input_path).stat().st_size if Path(input_path).is_file() else None
-        bar = tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, desc="extract", file=sys.stderr,
-                   disable=None if progress is None else not progress)
+        if parquet:
+            total, unit = table.metadata.num_rows, "rows"
+        else:
+            total, unit = (Path(input_path).stat().st_size if Path(input_path).is_file() else None), "B"
+        bar = tqdm(total=total, unit=unit, unit_scale=True, unit_divisor=1024 if unit == "B" else 1000, desc="extract",
+                   file=sys.stderr, disable=None if progress is None else not progress)
         stats, start = ExtractStats(), time.perf_counter()
 
-        def read(lines: Iterable[bytes]) -> Iterator[bytes]:
+        def read(lines: Iterable[Any]) -> Iterator[Any]:
             for line in lines:
-                bar.update(len(line))
+                bar.update(1 if parquet else len(line))
                 yield line
 
+        if parquet:
+            rows = catalog_io.parquet_rows(table, text_field, id_field)
+            records = extract_rows(nlp, read(rows), text_field, id_field, batch_size, n_process, max_length)
+        else:
+            records = extract_lines(nlp, read(source), text_field, id_field, batch_size, n_process, max_length)
         try:
-            with replaced_on_success(target, errors="backslashreplace", keep_partial=True) as sink, bar:
-                for record in extract_lines(nlp, read(source), text_field, id_field, batch_size, n_process, max_length):
-                    sink.write(stats.dumps(record))
+            with replaced_on_success(target, binary=fmt == "parquet", errors="backslashreplace", keep_partial=fmt == "jsonl") as sink, bar:
+                writer = catalog_io.ParquetRecordWriter(sink) if fmt == "parquet" else None
+                for record in records:
+                    if writer is not None:
+                        stats.count(*writer.write(record, stats.lines + 1))
+                    else:
+                        sink.write(stats.dumps(record))
                     if stats.lines % 1000 == 0:
                         bar.set_postfix_str(f"{stats.lines / (time.perf_counter() - start):.0f} lines/s", refresh=False)
+                if writer is not None:
+                    writer.close()
         except OSError as err:
-            raise ValueError(f"{output_path}: cannot write ({err.strerror or err}); lines written so far: {partial_path(target)}") from None
+            kept = f"; lines written so far: {partial_path(target)}" if fmt == "jsonl" else ""
+            raise ValueError(f"{output_path}: cannot write ({err.strerror or err}){kept}") from None
     stats.records = stats.lines - stats.errors
     stats.seconds = time.perf_counter() - start
     return stats

@@ -36,11 +36,14 @@ from .mave import read_mave
 from .records import Record
 from .report import ConvertReport
 from .specs import read_specs
+from .label_studio import read_label_studio
+from .merge import check_merge_target, plan_merge
+from .spans_jsonl import read_spans_jsonl
 
 __all__ = ["convert", "ConvertError", "ConvertReport", "FORMATS"]
 
-FORMATS = ("attribute-values", "mave", "conll", "specs")
-DEFAULT_TEXT_FIELDS = {"attribute-values": ("input",), "specs": ("product_name", "description")}
+FORMATS = ("attribute-values", "mave", "conll", "specs", "spans-jsonl", "label-studio")
+DEFAULT_TEXT_FIELDS = {"attribute-values": ("input",), "specs": ("product_name", "description"), "spans-jsonl": ("text",), "label-studio": ("text",)}
 
 
 def convert(
@@ -54,6 +57,8 @@ def convert(
     vertical: Optional[str] = None,
     category_depth: Optional[int] = None,
     spec_field: Optional[str] = None,
+    tokenizer: str = "default",
+    merge_into: Optional[Union[str, Path]] = None,
 ) -> ConvertReport:
     """Convert ``input_path`` (format ``fmt``) into per-vertical DocBins under ``output_dir``.
 
@@ -61,15 +66,22 @@ def convert(
     vertical_field: the field naming the vertical (default "category"); ``vertical`` overrides it for
         every record. category_depth: read the field as a category path ("A >> B >> C") and keep that
         many levels. spec_field: the specification field of the specs format
-        (default "product_specifications").
+        (default "product_specifications"). tokenizer: ``default`` (the benchmark's reference tokens) or
+        ``product`` (``spacy_mtlave.product_tokenizer.v1``: values glued to their neighbours can be placed).
+    merge_into: also add every converted doc to ``MERGE_INTO/<slug>/train.spacy`` (``merge.py``: texts already
+        in that vertical's train, dev or test split are skipped and counted).
     Raises ConvertError on structural errors; per-record problems are counted in the report.
     """
     input_path, output_dir = Path(input_path), Path(output_dir)
     _check_options(fmt, split, dev_every, text_fields, vertical_field, category_depth, spec_field)
     _check_output_dir(output_dir)
+    if merge_into is not None:
+        check_merge_target(Path(merge_into), output_dir, split)
     dev = dev_every if split == "train" else None
     old = report.load(output_dir / "stats.json", split, report.source_stats([], fmt, input_path, dev))
-    nlp = reference_nlp()
+    if tokenizer not in TOKENIZERS:
+        raise ConvertError(f"unknown tokenizer {tokenizer!r}; expected one of: {', '.join(TOKENIZERS)}", field="--tokenizer")
+    nlp = reference_nlp(tokenizer)
     fields = tuple(text_fields) if text_fields is not None else DEFAULT_TEXT_FIELDS.get(fmt, ())
     where = {"vertical_field": vertical_field or "category", "vertical": vertical, "category_depth": category_depth}
     spellings = None
@@ -79,9 +91,13 @@ def convert(
         records = list(read_mave(input_path, nlp, **where))
     elif fmt == "conll":
         records = list(read_conll(input_path, nlp, vertical))
+    elif fmt in ("spans-jsonl", "label-studio"):
+        reader = read_spans_jsonl if fmt == "spans-jsonl" else read_label_studio
+        records = list(reader(input_path, nlp, fields, vertical_field, vertical, category_depth))
     else:
         records, spellings = read_specs(input_path, nlp, fields, spec_field or "product_specifications", **where)
     by_vertical = _group(records, input_path)
+    merges, merged = plan_merge(Path(merge_into), by_vertical, nlp) if merge_into is not None else ([], [])
     verticals = {}
     try:
         with StagedFiles() as staged:
@@ -100,12 +116,15 @@ def convert(
             stats = report.merge(old, split, source, verticals)
             for name, text in report.rendered(stats).items():
                 staged.write(output_dir / name, text.encode("utf-8"))
+            for path, data in merges:
+                staged.write(path, data)
             files = staged.commit()
     except ValueError as err:
         raise (err if isinstance(err, ConvertError) else ConvertError(str(err))) from None
-    docbins = [path for path in files if path.suffix == ".spacy"]
+    merged_files = {path for path, _ in merges}
+    docbins = [path for path in files if path.suffix == ".spacy" and path not in merged_files]
     folders = {v["folder"] for v in (old or {}).get("verticals", {}).values()} | {v["folder"] for v in verticals.values()}
-    return ConvertReport(stats, docbins, _remove_stale(output_dir, folders, report.GROUP_SPLITS[split], set(docbins)))
+    return ConvertReport(stats, docbins, _remove_stale(output_dir, folders, report.GROUP_SPLITS[split], set(docbins)), merged)
 
 
 def _check_output_dir(output_dir: Path) -> None:
@@ -138,10 +157,19 @@ def _remove_stale(output_dir: Path, folders: Set[str], splits: Sequence[str], wr
     return removed
 
 
-@lru_cache(maxsize=1)
-def reference_nlp() -> Language:
-    """The reference tokenizer's pipeline, ``spacy.blank("en")``, loaded once per process."""
-    return spacy.blank("en")
+TOKENIZERS = ("default", "product")
+
+
+@lru_cache(maxsize=2)
+def reference_nlp(tokenizer: str = "default") -> Language:
+    """The tokenizer's pipeline, loaded once per process: ``default``, the benchmark's reference tokens
+    (``spacy.blank("en")``), or ``product``, the same with ``spacy_mtlave.product_tokenizer.v1``'s extra splits."""
+    nlp = spacy.blank("en")
+    if tokenizer == "product":
+        from ..pipeline.product_tokenizer import product_tokenizer
+
+        nlp.tokenizer = product_tokenizer(nlp)
+    return nlp
 
 
 def _check_options(fmt, split, dev_every, text_fields, vertical_field, category_depth, spec_field) -> None:

@@ -50,6 +50,7 @@ class ConvertReport:
     stats: Dict[str, Any]
     files: List[Path] = field(default_factory=list)
     removed: List[Path] = field(default_factory=list)
+    merged: List[Dict[str, Any]] = field(default_factory=list)  # convert --merge-into: one summary per vertical (merge.py)
 
     def summary(self) -> List[str]:
         """One line per source (records, skipped, repaired) and one per vertical, for the command line."""
@@ -69,6 +70,10 @@ class ConvertReport:
                 f"{v['values_not_placed']} values not placed, {v['overlaps_dropped']} overlaps dropped, "
                 f"{v['skipped_records']} records skipped"
             )
+        if self.merged:
+            from .merge import merge_summary
+
+            lines += merge_summary(self.merged)
         return lines
 
 

@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from spacy.language import Language
 
 from ..json_input import RawNumber, Repair, type_name
+from ..label_coverage import mark_partial
 from .errors import ConvertError
 from .placement import Value, make_doc, place_all_occurrences, set_gold
 from .records import (
@@ -170,4 +171,6 @@ def _record(row: _Row, labels: Dict[str, str], nlp: Language) -> Record:
     doc = make_doc(nlp, row.text, row.vertical)
     spans, placed = place_all_occurrences(doc, values)
     set_gold(doc, spans)
+    # a specification lists some of a product's attributes: the text may hold values it left out (issue 16)
+    mark_partial(doc, {labels[_normalize(key).casefold()] for key, _ in row.entries if _normalize(key)})
     return Record(row.line, row.vertical, doc, placed + outcomes, repairs=list(row.repairs))

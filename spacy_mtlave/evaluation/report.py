@@ -50,9 +50,11 @@ def _read_cache(path: Path) -> Dict[str, Any]:
     return cached if isinstance(cached, dict) and isinstance(cached.get("macro_f1"), (int, float)) else {}
 
 
-def evaluate_run(run: Run, rare_max: int = 15, log: Log = _stderr) -> Dict[str, Dict[str, Any]]:
+def evaluate_run(run: Run, rare_max: int = 15, log: Log = _stderr, test_jsonl: Optional[Path] = None) -> Dict[str, Dict[str, Any]]:
     """Scores per vertical of ``run`` on ``<corpus>/test.spacy`` (train counts from ``<corpus>/train.spacy``),
-    cached as ``RUN_DIR/eval_<slug>.json`` and reused while newer than the model and the corpus."""
+    cached as ``RUN_DIR/eval_<slug>.json`` and reused while newer than the model and the corpus. With
+    ``test_jsonl`` (the original attribute-value test file) also ExtractGPT's attribute-value metric on the
+    vertical's offers (``av_p``, ``av_r``, ``av_f1``)."""
     results = {}
     for vertical, (model, corpus) in run.verticals.items():
         test, train = corpus / "test.spacy", corpus / "train.spacy"
@@ -63,12 +65,14 @@ def evaluate_run(run: Run, rare_max: int = 15, log: Log = _stderr) -> Dict[str, 
         inputs = [_newest_mtime(model)] + [p.stat().st_mtime for p in (test, train) if p.is_file()]
         if cache.is_file() and cache.stat().st_mtime > max(inputs):
             cached = _read_cache(cache)
-            if cached.get("rare_max") == rare_max:
+            if cached.get("rare_max") == rare_max and (test_jsonl is None or "av_f1" in cached):
                 log(f"{label}: cached {cache.name}, macro-F1 {100 * cached['macro_f1']:.1f}")
                 results[vertical] = cached
                 continue
         scores = evaluate_pipeline(model, test, train if train.is_file() else None, rare_max=rare_max)
         scores["rare_max"] = rare_max
+        if test_jsonl is not None:
+            scores.update(_attribute_values(model, vertical, test_jsonl))
         write_json(cache, scores)
         warning = label_warning(scores)
         log(f"{label}: macro-F1 {100 * scores['macro_f1']:.1f}, span F1 {percent(scores['ents_f'])}" + (f" ({warning})" if warning else ""))
@@ -77,9 +81,20 @@ def evaluate_run(run: Run, rare_max: int = 15, log: Log = _stderr) -> Dict[str, 
 
 
 
+def _attribute_values(model: Path, vertical: str, test_jsonl: Path) -> Dict[str, Optional[float]]:
+    """Micro P/R/F1 of the attribute-value metric on ``vertical``'s offers of ``test_jsonl`` (None without offers)."""
+    from .attribute_values import evaluate_attribute_values
+
+    scores = evaluate_attribute_values({vertical: model}, test_jsonl)["per_category"].get(vertical)
+    micro = scores["micro"] if scores else {}
+    return {"av_p": micro.get("precision"), "av_r": micro.get("recall"), "av_f1": micro.get("f1")}
+
+
 # ---------------------------------------------------------------- the report
 
-def write_report(run_dirs: Sequence[Path], output_dir: Path, rare_max: int = 15, multi: Optional[str] = None, log: Log = _stderr) -> Path:
+def write_report(
+    run_dirs: Sequence[Path], output_dir: Path, rare_max: int = 15, multi: Optional[str] = None, log: Log = _stderr, test_jsonl: Optional[Path] = None
+) -> Path:
     """Evaluate ``run_dirs`` and write table3/table4/figure4 (.md, .json), the heatmaps and README.md to
     ``output_dir``; returns the README path. ``multi``: Table 4's multi-task system (see ``choose_multi``)."""
     check_rare_max(rare_max)
@@ -88,7 +103,7 @@ def write_report(run_dirs: Sequence[Path], output_dir: Path, rare_max: int = 15,
     output_dir.mkdir(parents=True, exist_ok=True)
     records = []
     for run in runs:
-        for vertical, scores in evaluate_run(run, rare_max, log).items():
+        for vertical, scores in evaluate_run(run, rare_max, log, test_jsonl).items():
             records.append({"system": run.system, "vertical": vertical, "seed": run.seed, "run": str(run.path), "metrics": scores})
     summary = summarise(records)
     write_json(output_dir / "table3.json", summary)

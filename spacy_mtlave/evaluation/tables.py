@@ -12,7 +12,10 @@ from ..training.run_info import (
 from .evaluate import percent
 
 METRICS = (("macro_p", "macro-P"), ("macro_r", "macro-R"), ("accuracy", "accuracy"), ("macro_f1", "macro-F1"),
-           ("ents_p", "span P"), ("ents_r", "span R"), ("ents_f", "span F1"), ("rare_tag_f1", "rare-tag F1"))
+           ("ents_p", "span P"), ("ents_r", "span R"), ("ents_f", "span F1"), ("rare_tag_f1", "rare-tag F1"),
+           ("av_p", "AV micro-P"), ("av_r", "AV micro-R"), ("av_f1", "AV micro-F1"))
+# the attribute-value metric's columns (ExtractGPT's slot metric, ``report --test-jsonl``): shown when measured
+AV_KEYS = ("av_p", "av_r", "av_f1")
 # attention.json keys -> (paper's term, kind of attention, anchors from vertical 0 or 1)
 
 
@@ -102,17 +105,19 @@ def _delta_cell(delta: Optional[Dict[str, Any]]) -> str:
 
 
 def table3_markdown(summary: Dict[str, Any]) -> str:
-    header = ["vertical", "system", "n seeds"] + [name for _, name in METRICS] + ["Δ macro-F1 vs single"]
+    measured = any(row[key]["mean"] is not None for rows in summary["verticals"].values() for row in rows.values() for key in AV_KEYS)
+    metrics = [(key, name) for key, name in METRICS if measured or key not in AV_KEYS]
+    header = ["vertical", "system", "n seeds"] + [name for _, name in metrics] + ["Δ macro-F1 vs single"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for vertical, rows in summary["verticals"].items():
         for system, row in rows.items():
-            cells = [vertical, system, str(row["n_seeds"])] + [_cell(row[key]) for key, _ in METRICS]
+            cells = [vertical, system, str(row["n_seeds"])] + [_cell(row[key]) for key, _ in metrics]
             cells.append(_delta_cell((row.get("delta") or {}).get("macro_f1")))
             lines.append("| " + " | ".join(cells) + " |")
     for system, row in summary["mean"].items():
         n = len(row["verticals"])
         cells = [f"**mean over {n} vertical{'s' if n > 1 else ''}**", system, str(row["macro_f1"]["n"])]
-        cells += [_cell(row[key]) for key, _ in METRICS] + [_delta_cell((row.get("delta") or {}).get("macro_f1"))]
+        cells += [_cell(row[key]) for key, _ in metrics] + [_delta_cell((row.get("delta") or {}).get("macro_f1"))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

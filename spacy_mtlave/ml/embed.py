@@ -3,11 +3,12 @@
 ``spacy_mtlave.WordCharEmbed.v1`` is the ``embed`` half of a ``spacy.Tok2Vec.v2``: docs -> one [n_tokens, width]
 array per doc.
 """
-from typing import List, Optional, Sequence, Tuple
+import threading
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy
 import torch
-from spacy.attrs import LOWER, ORTH
+from spacy.attrs import LOWER, ORTH, intify_attr
 from spacy.ml.featureextractor import FeatureExtractor
 from spacy.tokens import Doc
 from spacy.util import registry
@@ -17,6 +18,7 @@ from thinc.api import (
     HashEmbed,
     Maxout,
     Model,
+    NumpyOps,
     PyTorchWrapper,
     chain,
     concatenate,
@@ -28,7 +30,7 @@ from thinc.api import (
 )
 from thinc.types import Floats2d, Ragged
 
-from .device import module_device
+from .device import module_device, torch_module
 
 N_CHAR_IDS = 256  # 0 = padding, 1..127 ASCII, 128..255 hashed buckets for other code points
 
@@ -71,10 +73,177 @@ def _init_inner(model: Model, X=None, Y=None) -> None:
 
 
 def _skip_empty_forward(model: Model, docs: List[Doc], is_train: bool):
-    """A batch without tokens (empty texts) skips the layers and returns [0, width] arrays."""
+    """A batch without tokens (empty texts) skips the layers and returns [0, width] arrays. Prediction on the CPU
+    takes the direct path of ``_predict_rows`` (row cache, no thinc wrappers); a training pass empties the cache."""
+    if is_train:
+        _ROW_CACHES.pop(model.id, None)
     if sum(len(doc) for doc in docs) == 0:
         return [model.ops.alloc2f(0, model.get_dim("nO")) for _ in docs], lambda dY: []
+    if not is_train and ROW_CACHE in ("features", "rows") and isinstance(model.ops, NumpyOps):
+        return _predict_rows(model, docs), lambda dY: []
     return model.layers[0](docs, is_train)
+
+
+# Prediction on the CPU: the same layers called directly on arrays (the HashEmbed concatenation, the char BiLSTM's
+# torch module, the vector projection, Maxout + LayerNorm), with a cache of what depends on a token alone.
+# ROW_CACHE = "features" (default): cache each token's hashed-feature and vector rows (row-wise arithmetic, so the
+# cached rows are the very numbers the thinc path computes); the char BiLSTM still runs on the batch's distinct words
+# and Maxout on the batch, as before: outputs equal the thinc path bit for bit.
+# ROW_CACHE = "rows": cache each token's finished embedding row (the char BiLSTM and Maxout too), so a token seen
+# before costs a dict lookup. Faster; but torch's batched LSTM can round the last bit of a word's char vector
+# differently with other words in its batch, so a row cached from another batch can differ from the uncached one in
+# the last bit, and confidences by a few 1e-6 (as they already did between batch sizes). Predictions were equal on
+# every test title of the corpus (docs/performance.md).
+# ROW_CACHE = "off": the thinc path.
+# A model's cache is emptied by any training pass (parameters only change after one) and whenever a parameter
+# array, a torch tensor or the vectors table is replaced (``initialize``, ``from_bytes``/``from_disk``,
+# ``use_params``); after editing parameters in place by hand, call ``clear_row_cache``.
+ROW_CACHE = "features"
+ROW_CACHE_SIZE = 20_000  # tokens per model (2.8 KB each in "features" mode); the cache starts over when full
+_ROW_CACHES: Dict[int, "_RowCache"] = {}  # model.id -> cache (thinc Models take no attributes or weak references)
+
+
+class _RowCache:
+    """Rows of the tokens seen so far: ``index`` (token key -> row of ``table``). In "features" mode a row is laid out
+    as the Maxout layer's input (hashed features, char BiLSTM, vectors) with the char columns left zero."""
+
+    def __init__(self, signature: Tuple[tuple, tuple], columns: List[int], mode: str, row_width: int) -> None:
+        self.signature = signature
+        self.columns = columns  # ORTH, LOWER, then the hashed attrs
+        self.mode = mode
+        self.index: Dict[bytes, int] = {}
+        self.table = numpy.zeros((256, row_width), dtype="float32")
+        self.char_ids: Dict[int, List[int]] = {}  # ORTH key -> the char BiLSTM's input ids
+        self.lock = threading.Lock()  # one thread at a time fills and reads the table
+
+    def add(self, keys: List[bytes], rows: numpy.ndarray) -> None:
+        n = len(self.index)
+        if n + len(keys) > len(self.table):
+            grown = numpy.zeros((max(2 * len(self.table), n + len(keys)), self.table.shape[1]), dtype="float32")
+            grown[:n] = self.table[:n]
+            self.table = grown
+        self.table[n : n + len(keys)] = rows
+        self.index.update(zip(keys, range(n, n + len(keys))))
+
+    def clear(self) -> None:
+        self.index.clear()
+        self.char_ids.clear()
+
+
+def clear_row_cache(model: Optional[Model] = None) -> None:
+    """Empty the prediction row cache of the WordCharEmbed layers under ``model`` (e.g. a tok2vec), or all caches."""
+    if model is None:
+        _ROW_CACHES.clear()
+        return
+    for node in model.walk():
+        _ROW_CACHES.pop(node.id, None)
+
+
+def _parts(model: Model) -> Tuple[Model, Model, Optional[Model], Model]:
+    """(hashed features on a uint64 [n, k] array, char_bilstm_embed, lower_static_vectors or None, Maxout mix on an
+    array) of a WordCharEmbed model."""
+    mixed = model.layers[0]
+    concat, mix = mixed.layers[0], mixed.layers[1]
+    parts = concat.layers
+    static = parts[2] if len(parts) > 2 else None
+    return parts[0].layers[-1].layers[0], parts[1], static, mix.layers[0]
+
+
+_PARAM_NODES: Dict[int, Tuple[list, list]] = {}  # model.id -> ([(node, param name)], [PyTorchWrapper layers])
+
+
+def _signature(model: Model, vocab) -> Tuple[tuple, tuple]:
+    """(objects, values) that change when a parameter of ``model`` or the vectors table is replaced: every parameter
+    array, torch module and the vectors table and its data (held here, so their ids cannot be reused while the cache
+    lives; compared by identity), and each torch tensor's address and in-place version counter."""
+    nodes = _PARAM_NODES.get(model.id)
+    if nodes is None:
+        nodes = _PARAM_NODES[model.id] = (
+            [(node, name) for node in model.walk() for name in node.param_names],
+            [node for node in model.walk() if node.shims],
+        )
+    params, wrappers = nodes
+    objects: list = [node.get_param(name) if node.has_param(name) else None for node, name in params]
+    values: list = []
+    for wrapper in wrappers:
+        module = torch_module(wrapper)
+        objects.append(module)
+        values.extend((p.data_ptr(), p._version) for p in module.parameters())
+    vectors = vocab.vectors
+    objects += [vectors, vectors.data]
+    values.append(vectors.shape)
+    return tuple(objects), tuple(values)
+
+
+def _same_signature(a: Tuple[tuple, tuple], b: Tuple[tuple, tuple]) -> bool:
+    return len(a[0]) == len(b[0]) and all(x is y for x, y in zip(a[0], b[0])) and a[1] == b[1]
+
+
+def _predict_rows(model: Model, docs: List[Doc]) -> List[numpy.ndarray]:
+    """Each doc's embedding rows [n_i, width], computing only what the cache does not hold."""
+    vocab = docs[0].vocab
+    signature = _signature(model, vocab)
+    cache = _ROW_CACHES.get(model.id)
+    if cache is None or not _same_signature(cache.signature, signature) or cache.mode != ROW_CACHE:
+        extractor = model.layers[0].layers[0].layers[0].layers[0]  # mixed > concatenate > feature chain > extractor
+        columns = [ORTH, LOWER] + [intify_attr(a) for a in extractor.attrs["columns"]]
+        row_width = model.get_dim("nO") if ROW_CACHE == "rows" else _concat_slices(model)[1]
+        cache = _ROW_CACHES[model.id] = _RowCache(signature, columns, ROW_CACHE, row_width)
+    arrays = [doc.to_array(cache.columns) for doc in docs]
+    table = arrays[0] if len(arrays) == 1 else numpy.concatenate(arrays)
+    table = numpy.ascontiguousarray(table, dtype="uint64")
+    raw, width = table.tobytes(), 8 * table.shape[1]
+    keys = [raw[i : i + width] for i in range(0, len(raw), width)]  # one token's (ORTH, LOWER, attrs...) as bytes
+    with cache.lock:
+        index = cache.index
+        missing = list(dict.fromkeys(k for k in keys if k not in index))
+        if missing:
+            if len(index) + len(missing) > ROW_CACHE_SIZE:  # start over, with this batch's tokens
+                cache.clear()
+                missing = list(dict.fromkeys(keys))
+            unseen = numpy.frombuffer(b"".join(missing), dtype="uint64").reshape(len(missing), table.shape[1])
+            computed = _feature_rows(model, vocab, unseen)
+            if cache.mode == "rows":
+                computed = _mix_rows(model, vocab, computed, unseen[:, 0].tolist(), cache.char_ids)
+            cache.add(missing, computed)
+        out = cache.table[numpy.fromiter((index[k] for k in keys), dtype="int64", count=len(keys))]
+    if cache.mode == "features":
+        out = _mix_rows(model, vocab, out, table[:, 0].tolist(), cache.char_ids)
+    if len(docs) == 1:
+        return [out]
+    starts = numpy.cumsum([0] + [len(a) for a in arrays])
+    return [out[starts[i] : starts[i + 1]] for i in range(len(docs))]
+
+
+def _concat_slices(model: Model) -> Tuple[slice, int]:
+    """Where the char BiLSTM's columns sit in the Maxout layer's input (hashed features, chars, vectors: every
+    HashEmbed and the vector projection have the embedding's width), and that input's width."""
+    features, char_model, static, _ = _parts(model)
+    width = model.get_dim("nO")
+    n_hashed = len(features.layers) * width
+    n_chars = char_model.get_dim("nO")
+    return slice(n_hashed, n_hashed + n_chars), n_hashed + n_chars + (width if static is not None else 0)
+
+
+def _feature_rows(model: Model, vocab, table: numpy.ndarray) -> numpy.ndarray:
+    """The Maxout layer's input rows [m, width] of tokens given by their (ORTH, LOWER, hashed attrs...) rows, with
+    zeros in the char BiLSTM's columns: the HashEmbed concatenation and the vector projection of the thinc path,
+    called directly."""
+    features, _, static, _ = _parts(model)
+    chars, width = _concat_slices(model)
+    out = numpy.zeros((len(table), width), dtype="float32")
+    out[:, : chars.start] = features.predict(numpy.ascontiguousarray(table[:, 2:]))
+    if static is not None:
+        out[:, chars.stop :] = _static_rows(static, vocab.vectors, table[:, 1])
+    return out
+
+
+def _mix_rows(model: Model, vocab, concat: numpy.ndarray, orth_keys: List[int], memo: Optional[dict] = None) -> numpy.ndarray:
+    """Embedding rows from ``_feature_rows`` (filled in place with the char BiLSTM run on the distinct words of
+    ``orth_keys``, one per row), through Maxout + LayerNorm."""
+    _, char_model, _, mix = _parts(model)
+    concat[:, _concat_slices(model)[0]] = _char_rows(char_model, vocab.strings, orth_keys, memo)
+    return mix.predict(concat)
 
 
 def LowerStaticVectors(nO: int) -> Model[List[Doc], Ragged]:
@@ -100,8 +269,12 @@ def _static_vectors_init(model: Model, X: Optional[List[Doc]] = None, Y=None) ->
 
 
 def _vector_rows(docs: Sequence[Doc]) -> Tuple[numpy.ndarray, numpy.ndarray]:
-    vectors = docs[0].vocab.vectors
     keys = numpy.concatenate([doc.to_array(LOWER) for doc in docs]).astype("uint64")
+    return _lower_vector_rows(docs[0].vocab.vectors, keys)
+
+
+def _lower_vector_rows(vectors, keys: numpy.ndarray) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    """Rows of the vectors table for LOWER keys [n] uint64, and which keys are missing."""
     if vectors.mode == Mode.floret:
         return vectors.get_batch(keys), numpy.zeros(len(keys), dtype=bool)
     rows = vectors.find(keys=keys)
@@ -125,6 +298,14 @@ def _static_vectors_forward(model: Model, docs: List[Doc], is_train: bool):
         return []
 
     return Ragged(Y, lengths), backprop
+
+
+def _static_rows(model: Model, vectors, keys: numpy.ndarray) -> numpy.ndarray:
+    """``_static_vectors_forward`` for LOWER keys [n] (prediction): [n, nO]."""
+    V, missing = _lower_vector_rows(vectors, keys.astype("uint64"))
+    V = model.ops.asarray2f(V)
+    V[model.ops.asarray(missing)] = 0
+    return model.ops.gemm(V, model.get_param("W"), trans2=True)
 
 
 class CharBiLSTM(torch.nn.Module):
@@ -167,21 +348,38 @@ def _char_inputs(model: Model, X: Tuple[numpy.ndarray, numpy.ndarray, numpy.ndar
     return ArgsKwargs(args=(xp2torch(chars, device=device), torch.from_numpy(lengths), xp2torch(rows, device=device)), kwargs={}), lambda d: []
 
 
+def _char_batch(strings, keys: List[int], max_chars: int, memo: Optional[dict] = None) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+    """ORTH keys [n] -> (char ids [U, C], word lengths [U], token rows [n]) of the U distinct words, in order of
+    first occurrence. ``memo``: ORTH key -> char ids, kept between calls by the prediction path."""
+    vocab: dict = {}  # ORTH key -> row
+    token_rows = numpy.asarray([vocab.setdefault(key, len(vocab)) for key in keys], dtype="int64")
+    if memo is None:
+        words = [char_ids(strings[key], max_chars) for key in vocab]
+    else:
+        words = [memo[key] if key in memo else memo.setdefault(key, char_ids(strings[key], max_chars)) for key in vocab]
+    word_lengths = numpy.asarray([len(w) for w in words], dtype="int64")
+    chars = numpy.zeros((len(words), int(word_lengths.max())), dtype="int64")
+    for i, ids in enumerate(words):
+        chars[i, : len(ids)] = ids
+    return chars, word_lengths, token_rows
+
+
+def _char_rows(model: Model, strings, keys: List[int], memo: Optional[dict] = None) -> numpy.ndarray:
+    """The char BiLSTM's rows [n, width] for ORTH keys (prediction on the CPU): the torch module called directly."""
+    chars, word_lengths, token_rows = _char_batch(strings, keys, model.attrs["max_chars"], memo)
+    module = torch_module(model.layers[0])
+    with torch.inference_mode():
+        Y = module(torch.from_numpy(chars), torch.from_numpy(word_lengths), torch.from_numpy(token_rows))
+    return Y.numpy()
+
+
 def _char_forward(model: Model, docs: List[Doc], is_train: bool):
     lengths = model.ops.asarray1i([len(doc) for doc in docs])
     width = model.get_dim("nO")
     if int(lengths.sum()) == 0:
         return Ragged(model.ops.alloc2f(0, width), lengths), lambda dY: []
-    max_chars = model.attrs["max_chars"]
-    strings = docs[0].vocab.strings
-    vocab: dict = {}  # ORTH key -> row, in order of first occurrence
     keys = numpy.concatenate([doc.to_array(ORTH) for doc in docs]).tolist()
-    token_rows = numpy.asarray([vocab.setdefault(key, len(vocab)) for key in keys], dtype="int64")
-    words = [char_ids(strings[key], max_chars) for key in vocab]
-    word_lengths = numpy.asarray([len(w) for w in words], dtype="int64")
-    chars = numpy.zeros((len(words), int(word_lengths.max())), dtype="int64")
-    for i, ids in enumerate(words):
-        chars[i, : len(ids)] = ids
+    chars, word_lengths, token_rows = _char_batch(docs[0].vocab.strings, keys, model.attrs["max_chars"])
     Y, backprop_lstm = model.layers[0]((chars, word_lengths, token_rows), is_train)
 
     def backprop(dY: Ragged) -> List[Doc]:

@@ -1,6 +1,7 @@
 """The contextual encoder: a (multi-layer) BiLSTM over each doc's token vectors, ``spacy_mtlave.BiLSTMEncoder.v1``."""
 from typing import List
 
+import numpy
 import torch
 from spacy.util import registry
 from thinc.api import (
@@ -13,9 +14,10 @@ from thinc.api import (
     torch2xp,
     xp2torch,
 )
+from thinc.layers.chain import forward as chain_forward
 from thinc.types import Floats2d, Padded
 
-from .device import module_device
+from .device import module_device, torch_module
 
 
 @registry.architectures("spacy_mtlave.BiLSTMEncoder.v1")
@@ -32,7 +34,29 @@ def build_bilstm_encoder(width: int, hidden_width: int, depth: int, dropout: flo
     )
     model = chain(list2padded(), lstm, padded2list())
     model.set_dim("nO", hidden_width)
+    model._func = _encoder_forward  # the same chain, with a direct path for one doc at prediction (no layer added)
     return model
+
+
+def _encoder_forward(model: Model, Xs: List[Floats2d], is_train: bool):
+    """The chain's forward; predicting one doc on the CPU calls the torch LSTM directly on it (no padding, no packed
+    sequence, no thinc conversions): a packed batch of one sequence gives the same numbers, bit for bit."""
+    if not is_train and len(Xs) == 1 and isinstance(Xs[0], numpy.ndarray) and len(Xs[0]):
+        return [_single_doc_lstm(torch_module(model.layers[1]), Xs[0])], lambda dYs: []
+    return chain_forward(model, Xs, is_train)
+
+
+def _single_doc_lstm(module: "BiLSTM", X: numpy.ndarray) -> numpy.ndarray:
+    """One doc [n, nI] -> [n, 2 * hidden] through ``module``'s LSTM in evaluation mode (dropout off)."""
+    lstm = module.lstm
+    training = lstm.training
+    lstm.training = False  # the flag only (what ``eval()`` sets), without walking the module tree
+    try:
+        with torch.inference_mode():
+            Y, _ = lstm(torch.from_numpy(numpy.ascontiguousarray(X, dtype="float32"))[:, None, :])
+    finally:
+        lstm.training = training
+    return Y[:, 0].numpy()
 
 
 class BiLSTM(torch.nn.Module):

@@ -47,6 +47,11 @@ def set_n_tags(model: Model, n_tags: int) -> None:
     linear = model.get_ref("emitter").layers[0]
     if linear.has_dim("nO") is not True or linear.get_dim("nO") != n_tags:
         linear.set_dim("nO", n_tags, force=True)
+    if model.has_ref("value_emitter"):  # spacy_mtlave.BiLSTMCRFTagger.v2: known-value features, one per tag
+        values = model.get_ref("value_emitter").layers[0]
+        for dim in ("nI", "nO"):
+            if values.has_dim(dim) is not True or values.get_dim(dim) != n_tags:
+                values.set_dim(dim, n_tags, force=True)
     if crf_module(model).n_tags != n_tags:
         replace_module(model.get_ref("crf"), CRF(n_tags))
 
@@ -63,6 +68,10 @@ def _tagger_init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
 
 def _tagger_forward(model: Model, docs: List[Doc], is_train: bool):
     tokvecs, backprop_tok2vec = model.get_ref("tok2vec")(docs, is_train)
+    if not is_train and len(tokvecs) == 1 and isinstance(tokvecs[0], numpy.ndarray):
+        # one doc at prediction: the emission layer's own arithmetic (``Linear``: X @ W.T + b) without with_array's
+        # flatten/unflatten copies
+        return [emission_scores(model.get_ref("emitter").layers[0], tokvecs[0])], lambda d_scores: []
     scores, backprop_emitter = model.get_ref("emitter")(tokvecs, is_train)
 
     def backprop(d_scores: List[Floats2d]) -> List[Doc]:
@@ -71,12 +80,24 @@ def _tagger_forward(model: Model, docs: List[Doc], is_train: bool):
     return scores, backprop
 
 
-def _crf_inputs(model: Model, X: Tuple[Floats3d, numpy.ndarray, numpy.ndarray], is_train: bool):
-    """(emissions [B, L, T], tags [B, L], mask [B, L]) -> the CRF's forward arguments; gradient flows to emissions."""
-    emissions, tags, mask = X
+def emission_scores(linear: Model, X: Floats2d) -> Floats2d:
+    """thinc ``Linear``'s forward (X @ W.T + b) on one array, outside thinc's layer call."""
+    Y = linear.ops.gemm(X, linear.get_param("W"), trans2=True)
+    Y += linear.get_param("b")
+    return Y
+
+
+def _crf_inputs(model: Model, X: Tuple, is_train: bool):
+    """(emissions [B, L, T], tags [B, L], mask [B, L]) -> the CRF's forward arguments; gradient flows to emissions.
+    Partial labels: (emissions, tags, mask, allowed [B, L, T] bool, constrained) -> the partial-label loss."""
+    emissions, tags, mask, *partial = X
     device = module_device(model)
     args = (xp2torch(emissions, requires_grad=is_train, device=device), xp2torch(tags, device=device), xp2torch(mask, device=device))
-    return ArgsKwargs(args=args, kwargs={}), lambda d: torch2xp(d.args[0])
+    kwargs = {}
+    if partial:
+        allowed, constrained = partial
+        kwargs = {"allowed": xp2torch(allowed, device=device), "constrained": bool(constrained)}
+    return ArgsKwargs(args=args, kwargs=kwargs), lambda d: torch2xp(d.args[0])
 
 
 def pad_scores(scores: Sequence[Floats2d], n_tags: int) -> Tuple[numpy.ndarray, numpy.ndarray]:

@@ -6,7 +6,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 import torch
-from spacy.attrs import ENT_IOB, ORTH, SPACY
+from spacy.attrs import ENT_IOB, IS_SPACE, ORTH, SPACY
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.pipeline.tok2vec import Tok2VecListener
@@ -16,13 +16,19 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, xp2torch
 from thinc.types import Floats2d
 
-from ..bio import biluo_to_bio, bio_from_spans, bio_tags, spans_from_bio
+from ..bio import biluo_to_bio, bio_from_spans, bio_tags, partial_allowed_tags, spans_from_bio
+from ..label_coverage import is_partial, known_attributes
+from ..ml.crf_numpy import numpy_crf
 from ..ml.device import module_device
 from ..ml.tagger_model import crf_module, length_buckets, pad_scores, set_n_tags
+from ..ml.value_features import known_values, set_known_values
 from ..vertical import get_vertical
 from .serialize import SizedFromCfg
 
 SPANS_KEY = "attributes"
+# which docs learn from partial labels (issue 16), and which attributes their unlabelled tokens may hold
+PARTIAL_LABELS = ("off", "flagged", "all")
+UNLABELLED_AS = ("absent", "any")
 TOKEN_ATTRS = [ORTH, SPACY]
 
 if not Span.has_extension("confidence"):
@@ -88,6 +94,8 @@ def same_tokens_bio(example: Example) -> Optional[List[str]]:
         "model": DEFAULT_TAGGER_MODEL,
         "vertical": None,
         "bio_constraints": True,
+        "partial_labels": "off",
+        "unlabelled_as": "absent",
         "spans_key": SPANS_KEY,
         "scorer": {"@scorers": "spacy_mtlave.ave_scorer.v1"},
     },
@@ -99,19 +107,29 @@ def make_ave_tagger(
     model: Model[List[Doc], List[Floats2d]],
     vertical: Optional[str],
     bio_constraints: bool,
+    partial_labels: str,
+    unlabelled_as: str,
     spans_key: str,
     scorer: Optional[Callable],
 ) -> "AVETagger":
     """Attribute-value tagger. ``vertical``: if set, the component only learns from and annotates docs whose
-    ``doc._.vertical`` is this vertical or unset (used when several verticals share one pipeline)."""
-    return AVETagger(nlp.vocab, model, name, vertical=vertical, bio_constraints=bio_constraints, spans_key=spans_key, scorer=scorer)
+    ``doc._.vertical`` is this vertical or unset (used when several verticals share one pipeline).
+    ``partial_labels``: which training docs have incomplete labels and learn with the partial-label loss (the
+    likelihood of every tag sequence consistent with their known spans): ``off`` (none: every unlabelled token is
+    ``O``), ``flagged`` (docs with ``doc._.partial_labels``, e.g. from ``convert --format specs``) or ``all``.
+    ``unlabelled_as``: what an unlabelled token of such a doc may be besides ``O``: ``absent`` (a value of an
+    attribute the doc's source did not list, ``doc._.known_attributes``) or ``any`` attribute."""
+    return AVETagger(
+        nlp.vocab, model, name, vertical=vertical, bio_constraints=bio_constraints, partial_labels=partial_labels,
+        unlabelled_as=unlabelled_as, spans_key=spans_key, scorer=scorer,
+    )
 
 
 class AVETagger(SizedFromCfg, TrainablePipe):
     """BIO tagging with a CRF; writes ``doc.ents``, ``doc.spans[spans_key]`` and ``span._.confidence``
     (the mean CRF marginal probability of the span's tags)."""
 
-    settings_keys = ("vertical",)
+    settings_keys = ("vertical", "partial_labels", "unlabelled_as")
 
     def __init__(
         self,
@@ -121,14 +139,24 @@ class AVETagger(SizedFromCfg, TrainablePipe):
         *,
         vertical: Optional[str] = None,
         bio_constraints: bool = True,
+        partial_labels: str = "off",
+        unlabelled_as: str = "absent",
         spans_key: str = SPANS_KEY,
         scorer: Optional[Callable] = None,
     ) -> None:
+        if partial_labels not in PARTIAL_LABELS:
+            raise ValueError(f"{name}: partial_labels must be one of {', '.join(PARTIAL_LABELS)}, got {partial_labels!r}")
+        if unlabelled_as not in UNLABELLED_AS:
+            raise ValueError(f"{name}: unlabelled_as must be one of {', '.join(UNLABELLED_AS)}, got {unlabelled_as!r}")
         self.vocab = vocab
         self.model = model
         self.name = name
         self.scorer = scorer
-        self.cfg = {"labels": [], "vertical": vertical, "bio_constraints": bio_constraints, "spans_key": spans_key}
+        self.n_inconsistent = 0  # partially labelled docs skipped because no tag sequence fits their known spans
+        self.cfg = {
+            "labels": [], "vertical": vertical, "bio_constraints": bio_constraints, "partial_labels": partial_labels,
+            "unlabelled_as": unlabelled_as, "spans_key": spans_key,
+        }
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -180,6 +208,8 @@ class AVETagger(SizedFromCfg, TrainablePipe):
         misaligned = sum(1 for eg in examples if self._gold_tags(eg) is None)
         if misaligned:
             warnings.warn(f"{self.name}: {misaligned} of {len(examples)} training examples have gold spans that do not align with tokens; they are skipped in training")
+        if self.model.has_ref("values"):  # spacy_mtlave.BiLSTMCRFTagger.v2: the dictionary of known values
+            set_known_values(self.model, known_values(self._gold_spans(examples)), self.tags)
         sample = [eg.predicted for eg in islice(examples, 10)] or [Doc(self.vocab, words=["x"])]
         self.model.initialize(X=sample)
 
@@ -199,7 +229,8 @@ class AVETagger(SizedFromCfg, TrainablePipe):
         out: List[Tuple[List[int], numpy.ndarray]] = [([], numpy.zeros(0, dtype="float32"))] * len(scores)
         device = module_device(self.model.get_ref("crf"))
         on_cpu = device.type == "cpu"
-        fast = crf.to_numpy() if on_cpu else None  # numpy inference: no per-step torch overhead (same outputs)
+        # numpy inference: no per-step torch overhead (same outputs); the snapshot is kept while the parameters stay
+        fast = numpy_crf(crf) if on_cpu else None
         for bucket in length_buckets([len(s) for s in scores]):
             emissions, mask = pad_scores([scores[i] for i in bucket], len(self.tags))
             if fast is not None:
@@ -221,10 +252,12 @@ class AVETagger(SizedFromCfg, TrainablePipe):
             if not self.accepts(doc):
                 continue
             spans = []
-            for start, end, label in spans_from_bio([tags[t] for t in path]):
-                while start < end and doc[start].is_space:  # an attribute value never starts or ends with whitespace
+            found = spans_from_bio([tags[t] for t in path])
+            space = doc.to_array(IS_SPACE).tolist() if found else []  # token.is_space, without Token objects
+            for start, end, label in found:
+                while start < end and space[start]:  # an attribute value never starts or ends with whitespace
                     start += 1
-                while end > start and doc[end - 1].is_space:
+                while end > start and space[end - 1]:
                     end -= 1
                 if start == end:
                     continue
@@ -233,6 +266,14 @@ class AVETagger(SizedFromCfg, TrainablePipe):
                 spans.append(span)
             doc.set_ents(spans, default="outside")
             doc.spans[key] = spans
+
+    def _gold_spans(self, examples: Iterable[Example]) -> Iterable[Tuple[str, List[str]]]:
+        """(label, token texts) of every gold span on the predicted tokens of the aligned examples."""
+        for eg in examples:
+            tags = self._gold_tags(eg)
+            if tags is not None:
+                for start, end, label in spans_from_bio(tags):
+                    yield label, [t.text for t in eg.predicted[start:end]]
 
     def _gold_tags(self, example: Example) -> Optional[List[str]]:
         """BIO tags of the reference entities on the predicted tokens, None if any token is misaligned."""
@@ -270,11 +311,56 @@ class AVETagger(SizedFromCfg, TrainablePipe):
         tags = numpy.zeros(mask.shape, dtype="int64")
         for r, i in enumerate(rows):
             tags[r, : len(gold[i])] = gold[i]
-        nll, backprop_crf = self.model.get_ref("crf").begin_update((emissions, tags, mask))
+        allowed = self._partial_allowed([examples[i] for i in rows], [gold[i] for i in rows], mask.shape)
+        if allowed is None:
+            nll, backprop_crf = self.model.get_ref("crf").begin_update((emissions, tags, mask))
+        else:
+            rows, emissions, tags, mask, allowed = self._consistent_rows(rows, examples, emissions, tags, mask, allowed)
+            if not rows:
+                return 0.0, d_scores
+            nll, backprop_crf = self.model.get_ref("crf").begin_update((emissions, tags, mask, allowed, self.cfg["bio_constraints"]))
         d_emissions = backprop_crf(self.model.ops.xp.ones_like(nll))
         for r, i in enumerate(rows):
             d_scores[i] = self.model.ops.asarray2f(d_emissions[r, : len(scores[i])])
         return float(nll.sum()), d_scores
+
+    def learns_partially(self, doc: Doc) -> bool:
+        """Whether ``doc`` (a reference doc) is trained with the partial-label loss."""
+        mode = self.cfg.get("partial_labels", "off")
+        return mode == "all" or (mode == "flagged" and is_partial(doc))
+
+    def _partial_allowed(self, examples: Sequence[Example], gold: Sequence[List[int]], shape: Tuple[int, int]) -> Optional[numpy.ndarray]:
+        """The tags each token may take [B, L, T] bool (one-hot for fully labelled docs), or None when every
+        example is fully labelled (the full-label loss, unchanged)."""
+        partial = [self.learns_partially(eg.reference) for eg in examples]
+        if not any(partial):
+            return None
+        tags = self.tags
+        allowed = numpy.zeros((*shape, len(tags)), dtype=bool)
+        for r, (eg, ids, flag) in enumerate(zip(examples, gold, partial)):
+            if not flag:
+                allowed[r, numpy.arange(len(ids)), ids] = True
+                continue
+            unlabelled = set(self.labels)
+            if self.cfg.get("unlabelled_as", "absent") == "absent":
+                unlabelled -= set(known_attributes(eg.reference))
+            allowed[r, : len(ids)] = partial_allowed_tags([tags[t] for t in ids], tags, unlabelled)
+        return allowed
+
+    def _consistent_rows(self, rows, examples, emissions, tags, mask, allowed):
+        """Drop the rows whose allowed tags leave no BIO-valid sequence (a counted warning naming the doc): such a
+        doc is skipped for this update, never a NaN loss."""
+        crf = crf_module(self.model)
+        ok = crf.has_consistent_path(torch.from_numpy(allowed), torch.from_numpy(mask), self.cfg["bio_constraints"]).numpy()
+        for r in numpy.flatnonzero(~ok):
+            self.n_inconsistent += 1
+            text = examples[rows[r]].reference.text
+            warnings.warn(
+                f"{self.name}: no tag sequence fits the known spans of doc {text[:60]!r}; skipped in this update "
+                f"({self.n_inconsistent} so far)"
+            )
+        keep = numpy.flatnonzero(ok)
+        return [rows[r] for r in keep], emissions[keep], tags[keep], mask[keep], allowed[keep]
 
     def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd: Optional[Optimizer] = None, losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
         if losses is None:
@@ -298,6 +384,14 @@ class AVETagger(SizedFromCfg, TrainablePipe):
         if sgd is not None:
             self.finish_update(sgd)
         return losses
+
+    def sequence_uncertainty(self, docs: Sequence[Doc]) -> List["Uncertainty"]:  # noqa: F821
+        """Per doc, how unsure the CRF is (active learning, issue 19): the Viterbi path, its probability
+        exp(score - log Z), least confidence 1 - p and the mean token entropy of the marginals
+        (:mod:`spacy_mtlave.active.uncertainty`). ``docs`` must have been through the components before this one."""
+        from ..active.uncertainty import tagger_uncertainty
+
+        return tagger_uncertainty(self, docs)
 
     def score(self, examples: Iterable[Example], **kwargs) -> Dict:
         """The scorer's keys; a vertical-bound tagger scores its own vertical's examples, keys suffixed by its name."""

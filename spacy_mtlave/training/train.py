@@ -48,6 +48,26 @@ def checkpoint_settings(config: Path, output_dir: Path) -> Dict[str, Any]:
     return {"training.logger.output_dir": str(Path(output_dir).resolve())}
 
 
+def partial_label_settings(config: Config, unlabelled_as: Optional[str]) -> Dict[str, Any]:
+    """The overrides of ``--partial-labels any|absent``: every ``ave_tagger`` of ``config`` learns from every doc
+    with the partial-label loss, its unlabelled tokens allowed to be ``O`` or ``unlabelled_as`` attributes (nothing
+    when ``unlabelled_as`` is None)."""
+    from ..pipeline.tagger import UNLABELLED_AS
+
+    if unlabelled_as is None:
+        return {}
+    if unlabelled_as not in UNLABELLED_AS:
+        raise ValueError(f"--partial-labels must be one of {', '.join(UNLABELLED_AS)}, got {unlabelled_as!r}")
+    taggers = [name for name, block in config["components"].items() if block.get("factory") == "ave_tagger"]
+    if not taggers:
+        raise ValueError("--partial-labels: the config has no ave_tagger component")
+    settings: Dict[str, Any] = {}
+    for name in taggers:
+        settings[f"components.{name}.partial_labels"] = "all"
+        settings[f"components.{name}.unlabelled_as"] = unlabelled_as
+    return settings
+
+
 def _settings(vectors: Optional[Path], seed: int, max_steps: Optional[int]) -> Dict[str, Any]:
     settings: Dict[str, Any] = {"paths.vectors": str(ensure_glove_vectors(vectors)), "system.seed": seed}
     if max_steps is not None:
@@ -64,6 +84,7 @@ def train_vertical(
     max_steps: Optional[int] = None,
     overrides: Optional[Dict[str, Any]] = None,
     gpu_id: int = -1,
+    partial_labels: Optional[str] = None,
 ) -> Path:
     """Train ``CORPUS_DIR/{train,dev}.spacy``; returns the trained pipeline (``OUTPUT_DIR/model-selected``, the
     checkpoint chosen by the config's selection rule, or spaCy's ``model-best`` with another logger). Without
@@ -73,8 +94,10 @@ def train_vertical(
     vertical = resolve_verticals([corpus_dir], log=lambda _: None)[0]
     paths = training_paths(corpus_dir)
     config = config_path(config, "single.cfg")
-    check_overrides(load_training_config(config), overrides or {}, config)
+    loaded = load_training_config(config)
+    check_overrides(loaded, overrides or {}, config)
     settings = dict(_settings(vectors, seed, max_steps), **{"paths.train": str(paths["train"]), "paths.dev": str(paths["dev"])})
+    settings.update(partial_label_settings(loaded, partial_labels))
     settings.update(overrides or {})
     settings.update(checkpoint_settings(config, Path(output_dir)))
     spacy_train(config, Path(output_dir), overrides=settings, use_gpu=gpu_id)
@@ -82,7 +105,7 @@ def train_vertical(
     checkpoint = selected_checkpoint(Path(output_dir), "ave_tagger")
     if checkpoint is not None:  # the epoch chosen by the config's selection rule (same rule as the multi-task heads)
         best = split_vertical(best, "ave_tagger", Path(output_dir) / "model-selected", checkpoint)
-    write_run_info(output_dir, "single", "single", seed, config, {vertical: (best, Path(corpus_dir))}, overrides)
+    write_run_info(output_dir, "single", "single", seed, config, {vertical: (best, Path(corpus_dir))}, _recorded(overrides, partial_labels))
     return best
 
 
@@ -127,6 +150,11 @@ def train_joint(
     return outputs
 
 
+def _recorded(overrides: Optional[Dict[str, Any]], partial_labels: Optional[str]) -> Dict[str, Any]:
+    """What run.json records of the command line: the overrides, and ``partial_labels`` when it was given."""
+    return dict(overrides or {}, **({"partial_labels": partial_labels} if partial_labels else {}))
+
+
 def _check_coupling(coupling: str) -> None:
     if coupling not in MODES:
         raise ValueError(f"--coupling must be one of {', '.join(MODES)}, got {coupling!r}")
@@ -144,6 +172,7 @@ def train_pair(
     overrides: Optional[Dict[str, Any]] = None,
     gpu_id: int = -1,
     verticals: Optional[Sequence[str]] = None,
+    partial_labels: Optional[str] = None,
 ) -> Dict[str, Path]:
     """Train two verticals jointly (the shipped ``pair.cfg`` by default); see :func:`train_joint`. ``verticals``
     names the vertical of a corpus whose docs carry none (default: the folder's name)."""
@@ -162,10 +191,11 @@ def train_pair(
     for split in ("train", "dev"):
         if "verticals" in joint["corpora"][split]:
             settings[f"corpora.{split}.verticals"] = {"v1": names[0], "v2": names[1]}
+    settings.update(partial_label_settings(joint, partial_labels))
     settings.update(overrides or {})
     return train_joint(
         "pair", joint, dict(zip(names, dirs)), {names[0]: "tagger_v1", names[1]: "tagger_v2"}, output_dir, template, settings, coupling, seed,
-        overrides, gpu_id,
+        _recorded(overrides, partial_labels), gpu_id,
     )
 
 
@@ -181,6 +211,7 @@ def train_group(
     overrides: Optional[Dict[str, Any]] = None,
     gpu_id: int = -1,
     verticals: Optional[Sequence[str]] = None,
+    partial_labels: Optional[str] = None,
 ) -> Dict[str, Path]:
     """Train the verticals of ``corpus_dirs`` jointly with a config derived from a pair config (``group_config``);
     ``partners`` > 0 couples each vertical only with its ``partners`` best partners of
@@ -206,8 +237,9 @@ def train_group(
         pairs = partner_pairs(suggest_partners(dict(zip(names, dirs)), Path(settings["paths.vectors"])), partners)
     joint = group_config(base, corpora, pairs)
     check_overrides(joint, overrides or {}, template)
+    settings.update(partial_label_settings(joint, partial_labels))
     settings.update(overrides or {})
-    recorded = dict(overrides or {}, **({"partners": partners} if partners else {}))  # names the system in reports
+    recorded = dict(_recorded(overrides, partial_labels), **({"partners": partners} if partners else {}))  # names the system in reports
     heads = {v: f"tagger_{slugify(v)}" for v in names}
     return train_joint("group", joint, dict(zip(names, dirs)), heads, output_dir, template, settings, coupling, seed, recorded, gpu_id)
 

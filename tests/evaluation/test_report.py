@@ -222,3 +222,32 @@ def test_figure4_is_drawn_for_group_runs(tmp_path):
     assert all(f["seeds"] == [0, 1] and f["system"] == "group full coupling" for f in figures)
     assert all((tmp_path / "report" / f["png"]).is_file() for f in figures)
     assert figures[0]["terms"]["CCE"]["top_pairs"][0]["anchor"].endswith("Brand")
+
+
+def test_report_attribute_value_columns(trained_single, data_dir, tmp_path):
+    """``report --test-jsonl`` adds ExtractGPT's attribute-value metric per vertical (issue 15), equal to
+    ``evaluate --metric attribute-values`` on that vertical's offers; without it the columns are not shown."""
+    import spacy as _spacy
+    from spacy.tokens import DocBin
+
+    from spacy_mtlave.evaluation.attribute_values import evaluate_attribute_values
+
+    docs = list(DocBin().from_disk(data_dir / "coffee" / "test.spacy").get_docs(_spacy.blank("en").vocab))
+    test = tmp_path / "test.jsonl"
+    lines = []
+    for doc in docs:
+        scores = {}
+        for ent in doc.ents:
+            scores.setdefault(ent.label_, {})[ent.text] = 1
+        lines.append(json.dumps({"input": doc.text, "category": "Coffee", "target_scores": scores}))
+    test.write_text("\n".join(lines) + "\n")
+    run = write_run(tmp_path / "single0", "single", "single", 0, {"Coffee": (trained_single, data_dir / "coffee")})
+    plain = CliRunner().invoke(app, ["report", str(run), "--output", str(tmp_path / "plain")])
+    assert plain.exit_code == 0 and "AV micro-F1" not in (tmp_path / "plain" / "table3.md").read_text()
+    result = CliRunner().invoke(app, ["report", str(run), "--output", str(tmp_path / "av"), "--test-jsonl", str(test)])
+    assert result.exit_code == 0, result.output
+    assert "cached" not in result.stderr  # the plain report's cache lacks the attribute-value metric
+    table3 = json.loads((tmp_path / "av" / "table3.json").read_text())
+    expected = evaluate_attribute_values({"Coffee": trained_single}, test)["per_category"]["Coffee"]["micro"]
+    assert table3["verticals"]["Coffee"]["single"]["av_f1"]["mean"] == pytest.approx(expected["f1"])
+    assert "AV micro-F1" in (tmp_path / "av" / "table3.md").read_text()

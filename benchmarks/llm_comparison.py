@@ -1,0 +1,204 @@
+"""Our taggers against the published LLM runs of ExtractGPT on the OA-Mine test file, with their attribute-value
+metric (issue 15). Trains every system of ``--systems`` on the large (train.jsonl) and/or small (train_0.2.jsonl)
+training split for each seed, scores each run with ``evaluate --metric attribute-values`` on ``--eval`` (``dev``: the
+BENCHMARK.md dev rows of the training file, for choosing; ``test``: the test file, once per final system), measures
+inference CPU-seconds per 1,000 titles and the training time, and writes the comparison table (Markdown + JSON).
+
+    OMP_NUM_THREADS=1 python benchmarks/llm_comparison.py --data ../shared/data/oa-mine --out training/llm \\
+        --systems group group_product --splits large small --seeds 0 1 2 --eval test --output docs/results/llm_comparison
+
+Corpora are converted once per split and tokenizer under ``OUT/corpus``; runs go to ``OUT/<split>/seed<N>/<system>``.
+"""
+import argparse
+import json
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import srsly
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_results import PAIRS, VERTICALS, mean_sd_text, run, slug  # noqa: E402
+
+SPLIT_FILES = {"large": "train.jsonl", "small": "train_0.2.jsonl"}
+PRODUCT = ["--nlp.tokenizer", '{"@tokenizers":"spacy_mtlave.product_tokenizer.v1"}']
+# name -> (kind, tokenizer, extra arguments); kind: single (one run per vertical), pair (the 5 benchmark pairs), group
+SYSTEMS = {
+    "single": ("single", "default", []),
+    "pair": ("pair", "default", []),
+    "group": ("group", "default", []),
+    "group_product": ("group", "product", PRODUCT),
+    "group_product_long": ("group", "product", PRODUCT + ["--training.max_epochs", "80"]),
+    "group_values": ("group", "product", ["--config", "configs/pair_values.cfg"]),
+    "group_minilm": ("group", "default", ["--config", "configs/pair_trf.cfg"]),
+}
+LABELS = {
+    "single": "single-task, GloVe (`train`, one per vertical)",
+    "pair": "pair, GloVe, coupling (`train-pair`, the 5 benchmark pairs)",
+    "group": "all 10 verticals, GloVe, coupling (`train-group`, default)",
+    "group_product": "all 10 verticals, GloVe, coupling, product tokenizer",
+    "group_product_long": "same, 80 epochs",
+    "group_values": "all 10 verticals, GloVe, coupling, product tokenizer, value-aware emissions (`pair_values.cfg`)",
+    "group_minilm": "all 10 verticals, MiniLM, coupling (`train-group --config pair_trf.cfg`)",
+}
+PUBLISHED = [
+    ("GPT-4-0613, 10 shots by semantic similarity, JSON schema with example values, shuffled ensemble", "large", "85.26", "81.68", "83.43"),
+    ("same, without the ensemble", "large", "-", "-", "82.16"),
+    ("same ensemble", "small", "-", "-", "81.97"),
+    ("GPT-3.5-turbo-0613, 10 shots", "large", "-", "-", "74.01"),
+    ("dictionary lookup of training values", "large", "-", "-", "53.5"),
+]
+
+
+def dev_jsonl(train_file: Path, target: Path, every: int = 10) -> Path:
+    """The BENCHMARK.md dev rows of an attribute-value training file (per category, in file order, index % every ==
+    every - 1), as a JSONL file for the attribute-value metric."""
+    seen: Dict[str, int] = {}
+    lines = []
+    for line in train_file.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        category = json.loads(line)["category"]
+        index = seen.get(category, 0)
+        seen[category] = index + 1
+        if index % every == every - 1:
+            lines.append(line)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return target
+
+
+def corpus(data: Path, out: Path, split: str, tokenizer: str) -> Path:
+    """``OUT/corpus/<split>_<tokenizer>/<vertical>/{train,dev,test}.spacy`` (converted once)."""
+    from spacy_mtlave.convert import convert
+
+    target = out / "corpus" / f"{split}_{tokenizer}"
+    if not (target / "stats.json").is_file():
+        convert(data / SPLIT_FILES[split], target, "attribute-values", split="train", dev_every=10, tokenizer=tokenizer)
+        convert(data / "test.jsonl", target, "attribute-values", split="test", tokenizer=tokenizer)
+    return target
+
+
+def run_dir(out: Path, split: str, seed: int, system: str) -> Path:
+    return out / split / f"seed{seed}" / system
+
+
+def plan(data: Path, out: Path, systems: List[str], splits: List[str], seeds: List[int], vectors: Optional[Path]):
+    """(output dir, command) per training run; a single or pair system has one run per vertical or pair."""
+    vec = ["--vectors", str(vectors)] if vectors else []
+    runs = []
+    for seed in seeds:
+        for split in splits:
+            for system in systems:
+                kind, tokenizer, extra = SYSTEMS[system]
+                folder = corpus(data, out, split, tokenizer)
+                target = run_dir(out, split, seed, system)
+                common = ["--seed", str(seed), *vec, *extra]
+                if kind == "group":
+                    runs.append((target, ["train-group", *(str(folder / slug(v)) for v in VERTICALS), str(target), *common]))
+                elif kind == "pair":
+                    for v1, v2 in PAIRS:
+                        runs.append((target / f"{slug(v1)}+{slug(v2)}", ["train-pair", str(folder / slug(v1)), str(folder / slug(v2)), str(target / f"{slug(v1)}+{slug(v2)}"), *common]))
+                else:
+                    for v in VERTICALS:
+                        runs.append((target / slug(v), ["train", str(folder / slug(v)), str(target / slug(v)), *common]))
+    return runs
+
+
+def models_of(target: Path) -> Dict[str, Path]:
+    """{vertical: pipeline} of a system's run folder (one run.json, or one per vertical / pair below it)."""
+    from spacy_mtlave.evaluation.attribute_values import models_from_run
+
+    infos = [target] if (target / "run.json").is_file() else sorted(p.parent for p in target.glob("*/run.json"))
+    models: Dict[str, Path] = {}
+    for folder in infos:
+        models.update(models_from_run(folder))
+    return models
+
+
+def score(target: Path, eval_file: Path, name: str) -> Optional[Dict]:
+    """Attribute-value scores of a finished system on ``eval_file`` with the inference cost (cached per file)."""
+    cache = target / f"av_{name}.json"
+    if cache.is_file():
+        return srsly.read_json(cache)
+    models = models_of(target)
+    if len(models) < len(VERTICALS):
+        return None
+    import spacy
+
+    from spacy_mtlave.evaluation.attribute_values import evaluate_attribute_values
+
+    nlps = {vertical: spacy.load(path) for vertical, path in models.items()}
+    start = time.process_time()
+    scores = evaluate_attribute_values(nlps, eval_file)
+    seconds = time.process_time() - start  # prediction only (pipelines loaded before)
+    result = {
+        "overall": scores["overall"],
+        "per_category": {c: s["micro"] for c, s in scores["per_category"].items()},
+        "cpu_seconds_per_1000_titles": 1000 * seconds / scores["n_offers"],
+        "train_seconds": sum(srsly.read_json(p)["seconds"] for p in target.rglob("train_time.json")) or None,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    srsly.write_json(cache, result)
+    return result
+
+
+def table(results: Dict) -> str:
+    """The comparison (published rows first) and the per-category micro-F1 of our systems."""
+    lines = ["| system | training split | n seeds | micro-P | micro-R | micro-F1 | CPU s / 1,000 titles | training time (s) |", "|---|---|---|---|---|---|---|---|"]
+    for name, split, p, r, f in PUBLISHED:
+        lines.append(f"| {name} (ExtractGPT, published) | {split} | - | {p} | {r} | {f} | - | - |")
+    per_category = ["", "| system | split | " + " | ".join(VERTICALS) + " |", "|---|---|" + "---|" * len(VERTICALS)]
+    for (system, split), runs in results.items():
+        m = [r["overall"]["micro"] for r in runs]
+        cost = [r["cpu_seconds_per_1000_titles"] for r in runs]
+        train = [r["train_seconds"] for r in runs if r.get("train_seconds")]
+        lines.append(
+            f"| **{LABELS.get(system, system)}** | {split} | {len(runs)} | {mean_sd_text([100 * x['precision'] for x in m])} | "
+            f"{mean_sd_text([100 * x['recall'] for x in m])} | {mean_sd_text([100 * x['f1'] for x in m])} | {mean_sd_text(cost, 0)} | {mean_sd_text(train, 0)} |"
+        )
+        per_category.append(f"| {system} | {split} | " + " | ".join(mean_sd_text([100 * r["per_category"][v]["f1"] for r in runs if v in r["per_category"]]) for v in VERTICALS) + " |")
+    return "\n".join(lines + per_category)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/oa-mine"))
+    parser.add_argument("--out", type=Path, default=Path("training/llm"))
+    parser.add_argument("--systems", nargs="+", default=["group", "group_product"], choices=sorted(SYSTEMS))
+    parser.add_argument("--splits", nargs="+", default=["large"], choices=sorted(SPLIT_FILES))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--vectors", type=Path, default=Path("vectors/glove-6b-50d"))
+    parser.add_argument("--eval", choices=("dev", "test"), default="dev", help="dev for choosing; test once per final system")
+    parser.add_argument("--output", type=Path, default=None, help="Write OUTPUT.md and OUTPUT.json")
+    parser.add_argument("--collect-only", action="store_true")
+    a = parser.parse_args()
+    if not a.collect_only:
+        todo = plan(a.data, a.out, a.systems, a.splits, a.seeds, a.vectors)
+        for i, job in enumerate(todo, 1):
+            target, code, seconds = run(job)
+            if code == 0 and seconds:
+                srsly.write_json(target / "train_time.json", {"seconds": seconds})
+                shutil.rmtree(target / "joint" / "model-last", ignore_errors=True)
+            print(f"[{i}/{len(todo)}] {target} exit {code} {seconds:.0f}s {time.strftime('%H:%M:%S')}", flush=True)
+    results: Dict = {}
+    for split in a.splits:
+        eval_file = a.data / "test.jsonl" if a.eval == "test" else dev_jsonl(a.data / SPLIT_FILES[split], a.out / f"dev_{split}.jsonl")
+        for system in a.systems:
+            for seed in a.seeds:
+                scores = score(run_dir(a.out, split, seed, system), eval_file, a.eval)
+                if scores is not None:
+                    results.setdefault((system, split), []).append(scores)
+    text = f"Scored on: {a.eval}\n\n" + table(results)
+    print(text)
+    if a.output:
+        a.output.parent.mkdir(parents=True, exist_ok=True)
+        Path(f"{a.output}.md").write_text(text + "\n")
+        srsly.write_json(f"{a.output}.json", {f"{s}|{sp}": v for (s, sp), v in results.items()})
+
+
+if __name__ == "__main__":
+    main()
