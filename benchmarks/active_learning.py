@@ -236,6 +236,10 @@ def run_grid(a) -> None:
             handle.write(json.dumps(row) + "\n")
         done[(row["variant"], row["vertical"], row["seed"], row["strategy"], row["share"])] = row
 
+    import atexit
+    import shutil
+
+    atexit.register(shutil.rmtree, work, True)  # the rounds' small training DocBins
     jobs = [("single", v, seed) for seed in a.seeds for v in a.verticals]
     jobs += [("coupled", v, seed) for seed in a.coupled_seeds for v in a.coupled_verticals]
     for variant, vertical, seed in jobs:
@@ -297,7 +301,7 @@ def curves(rows: List[dict], variant: str) -> Dict[str, Dict[float, Dict[int, fl
     for r in rows:
         if r["variant"] != variant or r.get("macro_f1") is None:
             continue
-        strategies = STRATEGIES if r["strategy"] == "start" else ((r["strategy"],) if r["strategy"] != "all" else ("all",))
+        strategies = STRATEGIES if r["strategy"] == "start" else (r["strategy"],)
         for s in strategies:
             by.setdefault((s, r["share"], r["seed"]), {})[r["vertical"]] = 100 * r["macro_f1"]
     verticals = sorted({r["vertical"] for r in rows if r["variant"] == variant})
@@ -320,6 +324,8 @@ def per_vertical(rows: List[dict], variant: str) -> Dict[str, Dict[str, Dict[flo
 
 
 def _ms(values: Sequence[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.1f} (1 seed)"
     return f"{mean(values):.1f} +- {pstdev(values):.1f}" if values else "-"
 
 
@@ -370,15 +376,16 @@ def summary_tables(rows: List[dict], variant: str, strategies: Sequence[str]) ->
         row = [s]
         for share in shares:
             u, r = list(c.get(s, {}).get(share, {}).values()), list(c.get("random", {}).get(share, {}).values())
-            if u and r and len(r) > 1 and pstdev(r) > 0:
-                row.append(f"{mean(u) - mean(r):+.1f} ({(mean(u) - mean(r)) / pstdev(r):+.1f} sd)")
+            sd = max(pstdev(u), pstdev(r)) if u and r else 0.0
+            if u and r and min(len(u), len(r)) > 1 and sd > 0:
+                row.append(f"{mean(u) - mean(r):+.1f} ({(mean(u) - mean(r)) / sd:+.1f} sd)")
             elif u and r:
-                row.append(f"{mean(u) - mean(r):+.1f}")
+                row.append(f"{mean(u) - mean(r):+.1f} (1 seed)")
             else:
                 row.append("-")
         gains.append("| " + " | ".join(row) + " |")
     if gains:
-        md += "\n\nGain over random (mean macro-F1 difference; in units of random's sd over seeds):\n\n"
+        md += "\n\nGain over random (mean macro-F1 difference; in units of the larger of the two sds over seeds):\n\n"
         md += "| strategy | " + " | ".join(f"{100 * s:g}%" for s in shares) + " |\n|---|" + "---|" * len(shares) + "\n" + "\n".join(gains)
     data["seeds"] = seeds_used
     return md, data
@@ -414,7 +421,7 @@ def figure(rows: List[dict], variants: Sequence[str], strategies: Sequence[str],
         for k, s in enumerate(strategies):
             curve = c.get(s, {})
             xs = sorted(curve)
-            if not xs:
+            if len(xs) < 2:  # a strategy not run in this variant (only the shared start)
                 continue
             ax.errorbar([100 * x + (k - 1) * 0.6 for x in xs], [mean(curve[x].values()) for x in xs], yerr=[pstdev(curve[x].values()) for x in xs],
                         marker="o", capsize=3, label=s)
@@ -495,7 +502,8 @@ def tabulate(a) -> None:
     parts = [f"Command: `{command}`. Test split, macro-F1 (token level, without O) x100, mean +- sd over seeds of the mean over verticals.", ""]
     out = {"command": command, "variants": {}}
     for variant in ("single", "coupled"):
-        md, data = summary_tables(rows, variant, a.strategies)
+        ran = [s for s in a.strategies if any(r["variant"] == variant and r["strategy"] == s for r in rows)]
+        md, data = summary_tables(rows, variant, ran)
         if not per_vertical(rows, variant):
             continue
         if not md:
@@ -503,7 +511,7 @@ def tabulate(a) -> None:
             data.setdefault("seeds", [])
         verticals = sorted({r["vertical"] for r in rows if r["variant"] == variant})
         parts += [f"## {'Single-task' if variant == 'single' else 'Coupled with the benchmark partner (train-pair, partner at 100%)'}: "
-                  f"{', '.join(verticals)}; seeds {data['seeds']}", "", md, "", "Per vertical (mean +- sd over seeds):", "", vertical_table(rows, variant, a.strategies), ""]
+                  f"{', '.join(verticals)}; seeds {data['seeds']}", "", md, "", "Per vertical (mean +- sd over seeds):", "", vertical_table(rows, variant, ran), ""]
         out["variants"][variant] = dict(data, verticals=verticals)
     parts += selection_stats(rows, a.corpus, a.strategies)
     seconds = sum(r.get("seconds", 0) for r in rows)
@@ -511,7 +519,7 @@ def tabulate(a) -> None:
     a.output.parent.mkdir(parents=True, exist_ok=True)
     Path(f"{a.output}.md").write_text("\n".join(parts) + "\n", encoding="utf8")
     Path(f"{a.output}.json").write_text(json.dumps(out, indent=1) + "\n", encoding="utf8")
-    figure(rows, ("single", "coupled"), a.strategies, Path(f"{a.output}.png"), command)
+    figure(rows, ("single", "coupled"), a.strategies, Path(f"{a.output}.png"), "python benchmarks/active_learning.py, test split; points without error bars: 1 seed")
     print("\n".join(parts))
 
 

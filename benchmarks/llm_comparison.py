@@ -146,6 +146,41 @@ def score(target: Path, eval_file: Path, name: str) -> Optional[Dict]:
     return result
 
 
+def error_breakdown(target: Path, test_file: Path, train_file: Path) -> Dict[str, int]:
+    """Where the slots of a run go on the test file: VC, VN (nothing found), VW split into boundary errors (the
+    prediction and a gold value contain one another) and other wrong values; and how many of the missed or wrong
+    slots have gold values never seen for that attribute in the training file (unseen values)."""
+    import gc
+
+    import spacy
+
+    from spacy_mtlave.evaluation.attribute_values import predicted_values, read_offers, slot_outcome
+
+    seen: Dict[tuple, set] = {}
+    for offer in read_offers(train_file):
+        for attribute, values in offer.gold.items():
+            seen.setdefault((offer.category, attribute), set()).update(values or [])
+    offers = read_offers(test_file)
+    counts = {"VC": 0, "VN": 0, "VW boundary": 0, "VW other": 0, "NV": 0, "missed or wrong, unseen value": 0}
+    for vertical, model in models_of(target).items():
+        mine = [o for o in offers if o.category == vertical]
+        nlp = spacy.load(model)
+        for offer, doc in zip(mine, nlp.pipe(o.text for o in mine)):
+            predicted = predicted_values(doc)
+            for attribute, gold in offer.gold.items():
+                outcome = slot_outcome(gold, predicted.get(attribute))
+                if outcome == "VW":
+                    guess = predicted[attribute]
+                    outcome = "VW boundary" if any(guess in g or g in guess for g in gold) else "VW other"
+                if outcome in counts:
+                    counts[outcome] += 1
+                if outcome in ("VN", "VW boundary", "VW other") and not set(gold) & seen.get((vertical, attribute), set()):
+                    counts["missed or wrong, unseen value"] += 1
+        del nlp  # one pipeline in memory at a time
+        gc.collect()
+    return counts
+
+
 def table(results: Dict) -> str:
     """The comparison (published rows first) and the per-category micro-F1 of our systems."""
     lines = ["| system | training split | n seeds | micro-P | micro-R | micro-F1 | CPU s / 1,000 titles | training time (s) |", "|---|---|---|---|---|---|---|---|"]
@@ -175,6 +210,7 @@ def main() -> None:
     parser.add_argument("--eval", choices=("dev", "test"), default="dev", help="dev for choosing; test once per final system")
     parser.add_argument("--output", type=Path, default=None, help="Write OUTPUT.md and OUTPUT.json")
     parser.add_argument("--collect-only", action="store_true")
+    parser.add_argument("--errors", action="store_true", help="Also break the test slots of seed 0's runs down by error kind")
     a = parser.parse_args()
     if not a.collect_only:
         todo = plan(a.data, a.out, a.systems, a.splits, a.seeds, a.vectors)
@@ -193,6 +229,15 @@ def main() -> None:
                 if scores is not None:
                     results.setdefault((system, split), []).append(scores)
     text = f"Scored on: {a.eval}\n\n" + table(results)
+    if a.errors:
+        rows = ["", "| system | split | " + " | ".join(["VC", "VN", "VW boundary", "VW other", "NV", "missed or wrong, unseen value"]) + " |", "|---|---|" + "---|" * 6]
+        for split in a.splits:
+            for system in a.systems:
+                target = run_dir(a.out, split, a.seeds[0], system)
+                if (target / "run.json").is_file() or list(target.glob("*/run.json")):
+                    counts = error_breakdown(target, a.data / "test.jsonl", a.data / SPLIT_FILES[split])
+                    rows.append(f"| {system} | {split} | " + " | ".join(str(v) for v in counts.values()) + " |")
+        text += "\n" + "\n".join(rows)
     print(text)
     if a.output:
         a.output.parent.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,10 @@ def plan(corpus: Path, out: Path, rates: List[float], seeds: List[int], vectors:
                 target = run_dir(out, rate, seed, loss)
                 args = ["train-group", *folders, str(target), "--seed", str(seed), "--verticals", ",".join(VERTICALS)]
                 args += ["--vectors", str(vectors)] if vectors else []
-                args += ["--partial-labels", "absent"] if loss == "partial-label" else []
+                if loss.startswith("partial-label"):
+                    args += ["--partial-labels", "absent"]
+                if loss.startswith("partial-label-o"):  # mixed with the full-label loss, weight w (unlabelled_o_weight)
+                    args += [arg for v in VERTICALS for arg in (f"--components.tagger_{slug(v)}.unlabelled_o_weight", loss[len("partial-label-o"):])]
                 runs.append((target, args))
     return runs
 
@@ -80,11 +83,11 @@ def scores_of(target: Path, test_jsonl: Optional[Path]) -> Dict:
     return out
 
 
-def collect(out: Path, rates: List[float], seeds: List[int], test_jsonl: Optional[Path]) -> Dict:
+def collect(out: Path, rates: List[float], seeds: List[int], test_jsonl: Optional[Path], losses=LOSSES) -> Dict:
     """results[rate][loss][metric] = per seed, the mean over the 10 verticals (attribute values: micro overall)."""
     results: Dict = {}
     for rate in rates:
-        for loss in LOSSES:
+        for loss in losses:
             cell = results.setdefault(f"{rate:g}", {}).setdefault(loss, {})
             for seed in seeds:
                 scores = scores_of(run_dir(out, rate, seed, loss), test_jsonl)
@@ -150,7 +153,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("training/partial_labels"))
     parser.add_argument("--rates", type=float, nargs="+", default=[0.0, 0.3, 0.5])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--losses", nargs="+", default=list(LOSSES), choices=LOSSES)
+    parser.add_argument("--losses", nargs="+", default=list(LOSSES), help="full-label, partial-label, partial-label-o<w> (w: unlabelled_o_weight)")
     parser.add_argument("--vectors", type=Path, default=Path("vectors/glove-6b-50d"))
     parser.add_argument("--test-jsonl", type=Path, default=None, help="OA-Mine test.jsonl for the attribute-value metric")
     parser.add_argument("--output", type=Path, default=None, help="Write OUTPUT.md and OUTPUT.json")
@@ -166,7 +169,7 @@ def main() -> None:
             if code == 0:
                 shutil.rmtree(target / "joint", ignore_errors=True)  # the per-vertical pipelines are what is scored
                 scores_of(target, a.test_jsonl)
-    results = collect(a.out, a.rates, a.seeds, a.test_jsonl)
+    results = collect(a.out, a.rates, a.seeds, a.test_jsonl, a.losses)
     text = table(results)
     notes = []
     for rate in results:

@@ -96,6 +96,7 @@ def same_tokens_bio(example: Example) -> Optional[List[str]]:
         "bio_constraints": True,
         "partial_labels": "off",
         "unlabelled_as": "absent",
+        "unlabelled_o_weight": 0.0,
         "spans_key": SPANS_KEY,
         "scorer": {"@scorers": "spacy_mtlave.ave_scorer.v1"},
     },
@@ -109,6 +110,7 @@ def make_ave_tagger(
     bio_constraints: bool,
     partial_labels: str,
     unlabelled_as: str,
+    unlabelled_o_weight: float,
     spans_key: str,
     scorer: Optional[Callable],
 ) -> "AVETagger":
@@ -118,10 +120,12 @@ def make_ave_tagger(
     likelihood of every tag sequence consistent with their known spans): ``off`` (none: every unlabelled token is
     ``O``), ``flagged`` (docs with ``doc._.partial_labels``, e.g. from ``convert --format specs``) or ``all``.
     ``unlabelled_as``: what an unlabelled token of such a doc may be besides ``O``: ``absent`` (a value of an
-    attribute the doc's source did not list, ``doc._.known_attributes``) or ``any`` attribute."""
+    attribute the doc's source did not list, ``doc._.known_attributes``) or ``any`` attribute.
+    ``unlabelled_o_weight`` w in [0, 1]: such docs learn from (1 - w) x the partial-label loss + w x the full-label
+    loss (unlabelled tokens as ``O``), a prior towards ``O`` for what no label covers."""
     return AVETagger(
         nlp.vocab, model, name, vertical=vertical, bio_constraints=bio_constraints, partial_labels=partial_labels,
-        unlabelled_as=unlabelled_as, spans_key=spans_key, scorer=scorer,
+        unlabelled_as=unlabelled_as, unlabelled_o_weight=unlabelled_o_weight, spans_key=spans_key, scorer=scorer,
     )
 
 
@@ -129,7 +133,7 @@ class AVETagger(SizedFromCfg, TrainablePipe):
     """BIO tagging with a CRF; writes ``doc.ents``, ``doc.spans[spans_key]`` and ``span._.confidence``
     (the mean CRF marginal probability of the span's tags)."""
 
-    settings_keys = ("vertical", "partial_labels", "unlabelled_as")
+    settings_keys = ("vertical", "partial_labels", "unlabelled_as", "unlabelled_o_weight")
 
     def __init__(
         self,
@@ -141,6 +145,7 @@ class AVETagger(SizedFromCfg, TrainablePipe):
         bio_constraints: bool = True,
         partial_labels: str = "off",
         unlabelled_as: str = "absent",
+        unlabelled_o_weight: float = 0.0,
         spans_key: str = SPANS_KEY,
         scorer: Optional[Callable] = None,
     ) -> None:
@@ -148,6 +153,8 @@ class AVETagger(SizedFromCfg, TrainablePipe):
             raise ValueError(f"{name}: partial_labels must be one of {', '.join(PARTIAL_LABELS)}, got {partial_labels!r}")
         if unlabelled_as not in UNLABELLED_AS:
             raise ValueError(f"{name}: unlabelled_as must be one of {', '.join(UNLABELLED_AS)}, got {unlabelled_as!r}")
+        if not 0.0 <= unlabelled_o_weight <= 1.0:
+            raise ValueError(f"{name}: unlabelled_o_weight must be in [0, 1], got {unlabelled_o_weight!r}")
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -155,7 +162,7 @@ class AVETagger(SizedFromCfg, TrainablePipe):
         self.n_inconsistent = 0  # partially labelled docs skipped because no tag sequence fits their known spans
         self.cfg = {
             "labels": [], "vertical": vertical, "bio_constraints": bio_constraints, "partial_labels": partial_labels,
-            "unlabelled_as": unlabelled_as, "spans_key": spans_key,
+            "unlabelled_as": unlabelled_as, "unlabelled_o_weight": unlabelled_o_weight, "spans_key": spans_key,
         }
 
     @property
@@ -319,6 +326,13 @@ class AVETagger(SizedFromCfg, TrainablePipe):
             if not rows:
                 return 0.0, d_scores
             nll, backprop_crf = self.model.get_ref("crf").begin_update((emissions, tags, mask, allowed, self.cfg["bio_constraints"]))
+            weight = float(self.cfg.get("unlabelled_o_weight", 0.0))
+            if weight > 0:  # (1 - w) x partial + w x full-label loss; both backprops add to the CRF's gradients
+                full, backprop_full = self.model.get_ref("crf").begin_update((emissions, tags, mask))
+                d_full = backprop_full(self.model.ops.xp.full_like(full, weight))
+                d_partial = backprop_crf(self.model.ops.xp.full_like(nll, 1.0 - weight))
+                nll = (1.0 - weight) * nll + weight * full
+                backprop_crf = lambda _: d_partial + d_full  # noqa: E731
         d_emissions = backprop_crf(self.model.ops.xp.ones_like(nll))
         for r, i in enumerate(rows):
             d_scores[i] = self.model.ops.asarray2f(d_emissions[r, : len(scores[i])])

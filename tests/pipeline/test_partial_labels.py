@@ -151,3 +151,20 @@ def test_convert_specs_marks_docs_partial_with_the_spec_keys(tmp_path):
     assert doc._.partial_labels is True
     assert list(doc._.known_attributes) == ["Color", "Fabric"]  # "NA": the seller said absent, still known
     assert known_attributes(doc) == ["Color", "Fabric"]
+
+
+def test_unlabelled_o_weight_mixes_the_two_losses():
+    _, tagger, examples = tagger_nlp(partial_labels="all", unlabelled_as="any")
+    partial, d_partial = losses(tagger, examples)
+    tagger.cfg["unlabelled_o_weight"] = 1.0
+    full_w, d_full = losses(tagger, examples)
+    tagger.cfg["partial_labels"] = "off"
+    full, d_expected = losses(tagger, examples)
+    assert full_w == pytest.approx(full, rel=1e-5)
+    assert all(numpy.allclose(a, b, atol=1e-5) for a, b in zip(d_full, d_expected))
+    tagger.cfg["partial_labels"], tagger.cfg["unlabelled_o_weight"] = "all", 0.25
+    mixed, d_mixed = losses(tagger, examples)
+    assert mixed == pytest.approx(0.75 * partial + 0.25 * full, rel=1e-5)
+    assert all(numpy.allclose(m, 0.75 * p + 0.25 * f, atol=1e-5) for m, p, f in zip(d_mixed, d_partial, d_expected))
+    with pytest.raises(ValueError, match="unlabelled_o_weight must be in"):
+        tagger_nlp(unlabelled_o_weight=1.5)
