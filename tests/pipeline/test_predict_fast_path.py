@@ -157,6 +157,7 @@ def test_batch_one_crf_paths_equal_the_batched_code_bit_for_bit(scale):
         with torch.no_grad():
             crf.transitions.copy_(torch.from_numpy(rng.standard_normal(crf.transitions.shape).astype("float32") * scale))
             crf.start.copy_(torch.from_numpy(rng.standard_normal(len(tags)).astype("float32")))
+            crf.end.copy_(torch.from_numpy(rng.standard_normal(len(tags)).astype("float32")))  # not torch's global RNG
         crf.set_bio_constraints(tags)
         fast = crf.to_numpy()
         length = int(rng.integers(1, 50))
@@ -167,7 +168,8 @@ def test_batch_one_crf_paths_equal_the_batched_code_bit_for_bit(scale):
         assert numpy.array_equal(fast.marginals(emissions, mask), fast._marginals_batch(emissions, mask))
         with torch.no_grad():
             expected = crf.marginals(torch.from_numpy(emissions), torch.from_numpy(mask)).numpy()
-        numpy.testing.assert_allclose(fast.marginals(emissions, mask), expected, atol=1e-5)
+        # two float32 algorithms (numpy vs torch): equal up to rounding, which reaches ~1.3e-5 at scale 3
+        numpy.testing.assert_allclose(fast.marginals(emissions, mask), expected, atol=5e-5)
 
 
 def test_one_doc_encoder_call_equals_the_packed_chain(nlp):
