@@ -44,6 +44,9 @@ LABELS = {
     "group_values": "all 10 verticals, GloVe, coupling, product tokenizer, value-aware emissions (`pair_values.cfg`)",
     "group_minilm": "all 10 verticals, MiniLM, coupling (`train-group --config pair_trf.cfg`)",
 }
+for _name, _label in list(LABELS.items()):
+    for _votes in (1, 2, 3):
+        LABELS[f"{_name}_ensemble3_votes{_votes}"] = f"{_label}; the 3 seeds' runs voting, a value kept with >= {_votes} votes"
 PUBLISHED = [
     ("GPT-4-0613, 10 shots by semantic similarity, JSON schema with example values, shuffled ensemble", "large", "85.26", "81.68", "83.43"),
     ("same, without the ensemble", "large", "-", "-", "82.16"),
@@ -146,6 +149,32 @@ def score(target: Path, eval_file: Path, name: str) -> Optional[Dict]:
     return result
 
 
+def score_ensemble(targets: List[Path], eval_file: Path, name: str, min_votes: int, cache: Path) -> Optional[Dict]:
+    """Attribute-value scores of the seeds' runs of one system voting on each value (``evaluate_attribute_values``
+    with a list of pipelines per category; ``min_votes`` of them must propose a value), cached in ``cache``."""
+    if cache.is_file():
+        return srsly.read_json(cache)
+    runs = [models_of(t) for t in targets]
+    if len(runs) < 2 or any(len(r) < len(VERTICALS) for r in runs):
+        return None
+    from spacy_mtlave.evaluation.attribute_values import evaluate_attribute_values
+
+    start = time.process_time()
+    scores = evaluate_attribute_values({v: [r[v] for r in runs] for v in runs[0]}, eval_file, min_votes=min_votes)
+    seconds = time.process_time() - start  # includes loading the pipelines
+    result = {
+        "overall": scores["overall"],
+        "per_category": {c: s["micro"] for c, s in scores["per_category"].items()},
+        "cpu_seconds_per_1000_titles": 1000 * seconds / scores["n_offers"],
+        "train_seconds": sum(srsly.read_json(p)["seconds"] for t in targets for p in t.rglob("train_time.json")) or None,
+        "members": [str(t) for t in targets],
+        "min_votes": min_votes,
+    }
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    srsly.write_json(cache, result)
+    return result
+
+
 def error_breakdown(target: Path, test_file: Path, train_file: Path) -> Dict[str, int]:
     """Where the slots of a run go on the test file: VC, VN (nothing found), VW split into boundary errors (the
     prediction and a gold value contain one another) and other wrong values; and how many of the missed or wrong
@@ -211,6 +240,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=None, help="Write OUTPUT.md and OUTPUT.json")
     parser.add_argument("--collect-only", action="store_true")
     parser.add_argument("--errors", action="store_true", help="Also break the test slots of seed 0's runs down by error kind")
+    parser.add_argument("--ensemble-votes", type=int, nargs="*", default=[], help="Also score each system's seeds voting on each value, for each of these min-votes settings")
     a = parser.parse_args()
     if not a.collect_only:
         todo = plan(a.data, a.out, a.systems, a.splits, a.seeds, a.vectors)
@@ -228,6 +258,12 @@ def main() -> None:
                 scores = score(run_dir(a.out, split, seed, system), eval_file, a.eval)
                 if scores is not None:
                     results.setdefault((system, split), []).append(scores)
+            targets = [run_dir(a.out, split, seed, system) for seed in a.seeds]
+            for votes in a.ensemble_votes:
+                cache = a.out / split / "ensembles" / f"{system}_seeds{'-'.join(map(str, a.seeds))}_votes{votes}_{a.eval}.json"
+                scores = score_ensemble(targets, eval_file, a.eval, votes, cache)
+                if scores is not None:
+                    results.setdefault((f"{system}_ensemble{len(targets)}_votes{votes}", split), []).append(scores)
     text = f"Scored on: {a.eval}\n\n" + table(results)
     if a.errors:
         rows = ["", "| system | split | " + " | ".join(["VC", "VN", "VW boundary", "VW other", "NV", "missed or wrong, unseen value"]) + " |", "|---|---|" + "---|" * 6]

@@ -62,6 +62,8 @@ def plan(corpus: Path, out: Path, rates: List[float], seeds: List[int], vectors:
 def scores_of(target: Path, test_jsonl: Optional[Path]) -> Dict:
     """Test scores of a finished run: per vertical (benchmark metrics) and the attribute-value metric (cached)."""
     cache = target / "test_scores.json"
+    if cache.is_file() and (test_jsonl is None or "attribute_values" in srsly.read_json(cache)):
+        return srsly.read_json(cache)
     if not (target / "run.json").is_file():
         return {}
     info = srsly.read_json(target / "run.json")

@@ -298,7 +298,8 @@ def evaluate_cmd(
     output: Optional[Path] = typer.Option(None, help="Write the scores as JSON"),
     rare_max: int = typer.Option(15, help="Rare tags: seen at most this many times in training"),
     metric: str = typer.Option("benchmark", help="benchmark (token-level macro P/R/F1, spans, rare tags) | attribute-values (ExtractGPT's slot metric)"),
-    model: List[str] = typer.Option([], "--model", help="attribute-values: more models, as CATEGORY=DIR or a training output"),
+    model: List[str] = typer.Option([], "--model", help="attribute-values: more models, as CATEGORY=DIR or a training output; a category given several models is an ensemble voting on each value"),
+    min_votes: Optional[int] = typer.Option(None, help="attribute-values ensembles: models that must propose a value (default: a majority)"),
     strict: bool = typer.Option(False, help="attribute-values: count predicted attributes the offer's record does not list as NV"),
 ) -> None:
     """Score a pipeline with the benchmark metrics (macro-P/R/F1, accuracy, span P/R/F1, rare-tag F1, per tag), or
@@ -315,15 +316,15 @@ def evaluate_cmd(
             if not test_path.is_file():
                 fail(f"{test_path}: test file not found")
             categories = sorted({offer.category for offer in read_offers(test_path)})
-            scores = evaluate_attribute_values(resolve_models([model_dir, *model], categories), test_path, strict=strict)
+            scores = evaluate_attribute_values(resolve_models([model_dir, *model], categories), test_path, strict=strict, min_votes=min_votes)
             for category, n in scores["categories_without_model"].items():
                 typer.echo(f"warning: no model for category {category!r} ({n} offers scored as predicting nothing)", err=True)
             typer.echo(format_attribute_values(scores))
         else:
             from .evaluation.evaluate import evaluate_pipeline, format_scores, label_warning
 
-            if model or strict:
-                fail("--model and --strict apply to --metric attribute-values")
+            if model or strict or min_votes is not None:
+                fail("--model, --min-votes and --strict apply to --metric attribute-values")
             if not Path(model_dir).is_dir():
                 fail(f"{model_dir}: model directory not found")
             scores = evaluate_pipeline(Path(model_dir), test_path, train, rare_max=rare_max)

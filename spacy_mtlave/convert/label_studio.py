@@ -15,16 +15,17 @@
 - errors name the line where the task starts.
 """
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from spacy.language import Language
 
 from ..json_input import SURROGATE_ESCAPE, _decoder, _replace_surrogates, type_name
+from .annotations import annotated_record, annotation_vertical, check_offsets, skipped_record
 from .errors import ConvertError
-from .placement import CharSpan, make_doc, resolve_overlaps, set_gold
-from .records import LINE_BREAK, Record, get_text, read_text, skip_long_text
-from .spans_jsonl import annotation_vertical
+from .placement import CharSpan
+from .records import LINE_BREAK, Record, get_text, read_text
 
 WHITESPACE = " \t\n\r"
 
@@ -135,9 +136,7 @@ def _regions(annotation: Dict[str, Any], text: str, path: Path, line: int) -> Li
             if name not in value:
                 raise ConvertError("missing required field", path, line, f"{where}.value.{name}")
         start, end, labels = value["start"], value["end"], value["labels"]
-        for name, number in (("start", start), ("end", end)):
-            if not isinstance(number, int) or isinstance(number, bool):
-                raise ConvertError(f"expected an integer, got {number!r}", path, line, f"{where}.value.{name}")
+        check_offsets(start, end, text, path, line, f"{where}.value", check_range=False)
         if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x.strip() for x in labels):
             raise ConvertError(f"expected a non-empty list of label names, got {labels!r}", path, line, f"{where}.value.labels")
         shown = value.get("text")
@@ -147,8 +146,7 @@ def _regions(annotation: Dict[str, Any], text: str, path: Path, line: int) -> Li
                 start, end = s16, e16
             else:
                 raise ConvertError(f"text[{start}:{end}] is {text[start:end]!r}, not the region's text {shown!r}", path, line, f"{where}.value")
-        if not 0 <= start < end <= len(text):
-            raise ConvertError(f"offsets [{start}, {end}) out of range for a text of {len(text)} characters", path, line, f"{where}.value")
+        check_offsets(start, end, text, path, line, f"{where}.value")
         for label in labels:
             out.append((start, end, label.strip(), text[start:end], line))
     return out
@@ -172,21 +170,9 @@ def read_label_studio(
             text, _ = get_text(data, text_fields, path, line)
         except ConvertError as err:
             raise ConvertError(err.problem, path, line, f"data.{err.field}" if err.field else None) from None
+        vertical_of = partial(annotation_vertical, task, vertical_field, vertical, category_depth, data, "data", path, line)
         annotation, skip = _annotation(task, path, line)
         if skip is not None:
-            try:
-                name, _ = annotation_vertical(task, vertical_field, vertical, category_depth, data, "data", path, line)
-            except ConvertError:
-                name = None
-            yield Record(line, name, skip=skip, repairs=repairs)
+            yield skipped_record(skip, line, repairs, vertical_of)
             continue
-        spans = _regions(annotation, text, path, line)
-        name, skip = annotation_vertical(task, vertical_field, vertical, category_depth, data, "data", path, line)
-        skip = skip if name is None else skip_long_text(text, nlp.max_length)
-        if skip is not None:
-            yield Record(line, name, skip=skip, repairs=repairs)
-            continue
-        doc = make_doc(nlp, text, name)
-        placed, outcomes = resolve_overlaps(doc, spans)
-        set_gold(doc, placed)
-        yield Record(line, name, doc, outcomes, repairs=repairs)
+        yield annotated_record(nlp, text, _regions(annotation, text, path, line), line, repairs, vertical_of)

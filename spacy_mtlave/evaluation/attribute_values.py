@@ -20,6 +20,7 @@ from spacy.tokens import Doc
 from ..convert.errors import ConvertError
 from ..convert.records import get_field, get_text, iter_jsonl
 from ..json_input import type_name
+from .value_vote import vote_values
 
 OUTCOMES = ("NN", "NV", "VN", "VC", "VW")
 ABSENT = "n/a"
@@ -57,15 +58,21 @@ def read_offers(path: Path, text_field: str = "input") -> List[Offer]:
     return offers
 
 
-def predicted_values(doc: Doc, spans_key: str = "attributes") -> Dict[str, str]:
-    """{label: text of its most confident span} (``doc.spans[spans_key]``, else ``doc.ents``)."""
+def scored_values(doc: Doc, spans_key: str = "attributes") -> Dict[str, Tuple[str, float]]:
+    """{label: (text, confidence) of its most confident span} (``doc.spans[spans_key]``, else ``doc.ents``; a span
+    without a confidence counts 0; ties: the earlier span)."""
     spans = list(doc.spans[spans_key]) if spans_key in doc.spans else list(doc.ents)
-    best: Dict[str, Tuple[float, str]] = {}
+    best: Dict[str, Tuple[str, float]] = {}
     for span in spans:
         confidence = span._.confidence if span.has_extension("confidence") and span._.confidence is not None else 0.0
-        if span.label_ not in best or confidence > best[span.label_][0]:
-            best[span.label_] = (confidence, span.text.strip())
-    return {label: text for label, (_, text) in best.items()}
+        if span.label_ not in best or confidence > best[span.label_][1]:
+            best[span.label_] = (span.text.strip(), float(confidence))
+    return best
+
+
+def predicted_values(doc: Doc, spans_key: str = "attributes") -> Dict[str, str]:
+    """{label: text of its most confident span} (see ``scored_values``)."""
+    return {label: text for label, (text, _) in scored_values(doc, spans_key).items()}
 
 
 def slot_outcome(gold: Optional[Sequence[str]], prediction: Optional[str]) -> str:
@@ -129,26 +136,40 @@ ModelSpec = Union[str, Path, Language]
 
 
 def evaluate_attribute_values(
-    models: Mapping[str, ModelSpec], test_path: Path, strict: bool = False, batch_size: int = 256, text_field: str = "input"
+    models: Mapping[str, Union[ModelSpec, Sequence[ModelSpec]]],
+    test_path: Path,
+    strict: bool = False,
+    batch_size: int = 256,
+    text_field: str = "input",
+    min_votes: Optional[int] = None,
 ) -> Dict[str, Any]:
     """Run each category's pipeline (``models``: {category: pipeline dir, package name or Language}) on its
-    offers of ``test_path`` and score them. A category without a model predicts nothing (all its slots are NN or
-    VN) and is named with its offer count in ``categories_without_model``; ``models_without_offers`` names the
-    models that had nothing to do."""
+    offers of ``test_path`` and score them. A list of pipelines for a category is an ensemble: they vote on each
+    attribute's value (``value_vote.vote_values``; ``min_votes`` None: a majority). A category without a model
+    predicts nothing (all its slots are NN or VN) and is named with its offer count in ``categories_without_model``;
+    ``models_without_offers`` names the models that had nothing to do."""
+    ensembles = {c: list(m) if isinstance(m, (list, tuple)) else [m] for c, m in models.items()}
+    if min_votes is not None and not all(1 <= min_votes <= len(m) for m in ensembles.values()):
+        raise ValueError(f"--min-votes must be between 1 and the smallest ensemble's size ({min(map(len, ensembles.values()), default=0)}), got {min_votes}")
     offers = read_offers(Path(test_path), text_field)
     predictions: List[Dict[str, str]] = [{} for _ in offers]
     by_category: Dict[str, List[int]] = defaultdict(list)
     for i, offer in enumerate(offers):
         by_category[offer.category].append(i)
     for category, rows in by_category.items():
-        if category not in models:
+        if category not in ensembles:
             continue
-        model = models[category]
-        nlp = model if isinstance(model, Language) else spacy.load(model)
-        for i, doc in zip(rows, nlp.pipe((offers[i].text for i in rows), batch_size=batch_size)):
-            predictions[i] = predicted_values(doc)
+        members = ensembles[category]
+        proposals: List[List[Dict[str, Tuple[str, float]]]] = [[] for _ in rows]
+        for model in members:
+            nlp = model if isinstance(model, Language) else spacy.load(model)
+            for k, doc in enumerate(nlp.pipe((offers[i].text for i in rows), batch_size=batch_size)):
+                proposals[k].append(scored_values(doc))
+        for i, proposal in zip(rows, proposals):
+            predictions[i] = vote_values(proposal, min_votes) if len(members) > 1 else {a: v for a, (v, _) in proposal[0].items()}
     scores = score_offers(offers, predictions, strict)
     scores["n_offers"] = len(offers)
+    scores["ensemble_sizes"] = {c: len(m) for c, m in sorted(ensembles.items())}
     scores["categories_without_model"] = {c: len(rows) for c, rows in sorted(by_category.items()) if c not in models}
     scores["models_without_offers"] = sorted(set(models) - set(by_category))
     return scores
@@ -173,27 +194,33 @@ def pipeline_vertical(model: Union[str, Path]) -> Optional[str]:
     return names.pop() if len(names) == 1 else None
 
 
-def resolve_models(specs: Sequence[str], categories: Sequence[str]) -> Dict[str, Path]:
-    """{category: pipeline} from ``CATEGORY=DIR`` specs, training outputs with a run.json (every vertical) and
-    pipeline directories (their tagger's vertical, or the test file's only category). ValueError, one line, for a
-    path that does not exist or a pipeline whose category cannot be told."""
-    models: Dict[str, Path] = {}
+def resolve_models(specs: Sequence[str], categories: Sequence[str]) -> Dict[str, List[Path]]:
+    """{category: pipelines} from ``CATEGORY=DIR`` specs, training outputs with a run.json (every vertical) and
+    pipeline directories (their tagger's vertical, or the test file's only category); a category named by several
+    specs gets them all (an ensemble, in the order given). ValueError, one line, for a path that does not exist or a
+    pipeline whose category cannot be told."""
+    models: Dict[str, List[Path]] = {}
+
+    def add(category: str, path: Path) -> None:
+        models.setdefault(category, []).append(path)
+
     for spec in specs:
         name, sep, location = str(spec).partition("=")
         if sep and name.strip() and not Path(spec).exists():
             path = Path(location)
             if not path.exists():
                 raise ValueError(f"{location}: model not found (for category {name.strip()!r})")
-            models[name.strip()] = path
+            add(name.strip(), path)
             continue
         path = Path(spec)
         if (path / "run.json").is_file():
-            models.update(models_from_run(path))
+            for vertical, model in models_from_run(path).items():
+                add(vertical, model)
         elif path.is_dir():
             vertical = pipeline_vertical(path) or (categories[0] if len(set(categories)) == 1 else None)
             if vertical is None:
                 raise ValueError(f"{path}: the pipeline names no vertical and the test file has several categories; give it as --model CATEGORY={path}")
-            models[vertical] = path
+            add(vertical, path)
         else:
             raise ValueError(f"{path}: model not found (a pipeline directory, a training output with run.json, or CATEGORY=DIR)")
     return models
@@ -210,6 +237,9 @@ def format_attribute_values(scores: Dict[str, Any]) -> str:
             f"| {name} | {100 * m['precision']:.1f} | {100 * m['recall']:.1f} | {100 * m['f1']:.1f} | {100 * s['macro']['f1']:.1f} | "
             + " | ".join(str(s["counts"][o]) for o in OUTCOMES) + " |"
         )
+    ensembles = {c: n for c, n in scores.get("ensemble_sizes", {}).items() if n > 1}
+    if ensembles:
+        lines.append("\nensembles (models voting on each value): " + ", ".join(f"{c} {n}" for c, n in ensembles.items()))
     for category, n in scores.get("categories_without_model", {}).items():
         lines.append(f"\nno model for category {category!r}: its {n} offers were scored as predicting nothing")
     return "\n".join(lines)

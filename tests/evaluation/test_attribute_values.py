@@ -123,3 +123,42 @@ def test_command_scores_names_missing_categories_and_writes_json(tmp_path, train
 def test_offer_dataclass_keeps_line_numbers(tmp_path):
     offers = read_offers(write_jsonl(tmp_path / "t.jsonl", RECORDS))
     assert [o.line for o in offers] == [1, 2] and isinstance(offers[0], Offer)
+
+
+def test_vote_values_majority_ties_and_min_votes():
+    from spacy_mtlave.evaluation.value_vote import majority, vote_values
+
+    assert [majority(n) for n in (1, 2, 3, 4, 5)] == [1, 2, 2, 3, 3]
+    proposals = [
+        {"Brand": ("Acme", 0.9), "Flavor": ("Mint", 0.5), "Size": ("12 oz", 0.8)},
+        {"Brand": ("Acme", 0.7), "Flavor": ("Lemon", 0.9)},
+        {"Brand": ("Acme Co", 0.99), "Flavor": ("Mint", 0.4)},
+    ]
+    # majority of 3 = 2: Acme (2 votes) beats the more confident Acme Co (1); Size has one vote only
+    assert vote_values(proposals) == {"Brand": "Acme", "Flavor": "Mint"}
+    # one vote is enough: Size kept; the Flavor tie-break is by votes first (Mint 2 > Lemon 1)
+    assert vote_values(proposals, min_votes=1) == {"Brand": "Acme", "Flavor": "Mint", "Size": "12 oz"}
+    assert vote_values(proposals, min_votes=3) == {}
+    # equal votes: the larger summed confidence wins, then the earlier pipeline
+    assert vote_values([{"A": ("x", 0.2)}, {"A": ("y", 0.6)}], min_votes=1) == {"A": "y"}
+    assert vote_values([{"A": ("x", 0.5)}, {"A": ("y", 0.5)}], min_votes=1) == {"A": "x"}
+    assert vote_values([]) == {}
+    with pytest.raises(ValueError, match="min_votes"):
+        vote_values(proposals, min_votes=4)
+
+
+def test_command_ensemble_of_models_votes(tmp_path, trained_single):
+    test = write_jsonl(tmp_path / "t.jsonl", RECORDS)
+    one, three = tmp_path / "one.json", tmp_path / "three.json"
+    assert invoke("evaluate", f"Coffee={trained_single}", test, "--metric", "attribute-values", "--output", one).exit_code == 0
+    result = invoke("evaluate", f"Coffee={trained_single}", test, "--metric", "attribute-values", "--model", f"Coffee={trained_single}",
+                    "--model", f"Coffee={trained_single}", "--min-votes", "3", "--output", three)
+    assert result.exit_code == 0, result.output
+    assert "ensembles (models voting on each value): Coffee 3" in result.output
+    single, ensemble = json.loads(one.read_text()), json.loads(three.read_text())
+    assert ensemble["ensemble_sizes"] == {"Coffee": 3}
+    # three copies of one pipeline agree with it on every slot, even when all three must vote for a value
+    assert ensemble["overall"]["counts"] == single["overall"]["counts"]
+    result = invoke("evaluate", f"Coffee={trained_single}", test, "--metric", "attribute-values", "--min-votes", "2")
+    assert_one_line_error(result, "--min-votes must be between 1 and the smallest ensemble's size (1), got 2")
+    assert_one_line_error(invoke("evaluate", str(trained_single), test, "--min-votes", "2"), "--min-votes and --strict apply to --metric attribute-values")
