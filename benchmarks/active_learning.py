@@ -13,7 +13,10 @@ titles), selection by the vertical's own head.
 
 Everything runs in one process (no model written to disk): vectors are loaded once, every training run builds the
 pipeline from the config in memory. Results are appended to ``--raw`` (JSONL, one line per trained model) as they
-come, so a partial run keeps what finished; ``--table-only`` tabulates them.
+come, so a partial run keeps what finished; run again with the same arguments (or more ``--shares``), it resumes: the
+rounds already recorded are read back (their titles), and only the last of them is retrained to choose the next round
+from (training is deterministic for a given seed and data; the log says whether the retrained score equals the
+recorded one). ``--table-only`` tabulates them.
 
     OMP_NUM_THREADS=1 python benchmarks/active_learning.py --seeds 0 1 2 --raw training/active_learning/raw.jsonl \\
         --output docs/results/active_learning
@@ -25,6 +28,7 @@ import argparse
 import io
 import json
 import random
+import re
 import sys
 import tempfile
 import time
@@ -267,16 +271,36 @@ def run_grid(a) -> None:
         keys = [(variant, vertical, seed, "start", shares[0])] + [(variant, vertical, seed, s, sh) for s in a.strategies for sh in shares[1:]]
         if all(k in done for k in keys):
             continue
-        rng = random.Random(seed)
-        order = list(range(total))
-        rng.shuffle(order)
-        start = sorted(order[: int(round(a.start * total))])
-        base_nlp, head, scores = train_and_score(start)
-        record({"variant": variant, "vertical": vertical, "seed": seed, "strategy": "start", "share": shares[0], "n": len(start), **scores, "labelled": start})
-        log(f"{variant} {vertical} seed {seed} start {shares[0]:.0%} (n={len(start)}): macro-F1 {scores['macro_f1']:.3f} ({scores['seconds']:.0f}s)")
+        start_row = done.get(keys[0])
+        base: Optional[tuple] = None  # (nlp, head) trained on the start, built when a strategy needs it
+        if start_row is not None and "labelled" in start_row:
+            start = list(start_row["labelled"])
+        else:
+            rng = random.Random(seed)
+            order = list(range(total))
+            rng.shuffle(order)
+            start = sorted(order[: int(round(a.start * total))])
+            nlp, head, scores = train_and_score(start)
+            base = (nlp, head)
+            start_row = {"variant": variant, "vertical": vertical, "seed": seed, "strategy": "start", "share": shares[0], "n": len(start), **scores, "labelled": start}
+            record(start_row)
+            log(f"{variant} {vertical} seed {seed} start {shares[0]:.0%} (n={len(start)}): macro-F1 {scores['macro_f1']:.3f} ({scores['seconds']:.0f}s)")
         for strategy in a.strategies:
-            labelled, nlp = list(start), base_nlp
+            labelled, model, previous, resumed = list(start), base, start_row, base is None  # a fresh start: later records are another chain's
             for share in shares[1:]:
+                row = done.get((variant, vertical, seed, strategy, share))
+                if resumed and row is not None and "labelled" in row:
+                    # a round recorded by an earlier run of the same grid: take its titles, train only if a later round needs the model
+                    labelled, model, previous = list(row["labelled"]), None, row
+                    continue
+                resumed = False
+                if model is None:  # resuming: retrain the last recorded round to choose from (training is deterministic)
+                    nlp, head, scores = train_and_score(labelled)
+                    model = (nlp, head)
+                    same = abs(scores["macro_f1"] - previous["macro_f1"]) < 1e-9
+                    log(f"{variant} {vertical} seed {seed} {strategy}: resumed after {previous['share']:.0%}, retrained on its {len(labelled)} titles: "
+                        f"macro-F1 {scores['macro_f1']:.3f} ({'same as' if same else 'DIFFERS from'} the recorded {previous['macro_f1']:.3f}; {scores['seconds']:.0f}s)")
+                nlp, head = model
                 size = int(round(share * total)) - len(labelled)
                 taken = set(labelled)
                 pool = [i for i in range(total) if i not in taken]
@@ -286,13 +310,21 @@ def run_grid(a) -> None:
                                                   known=[train_all[i].text for i in labelled], fill=True)
                 labelled = sorted(labelled + [pool[i] for i in chosen])
                 nlp, head, scores = train_and_score(labelled)
-                record({"variant": variant, "vertical": vertical, "seed": seed, "strategy": strategy, "share": share, "n": len(labelled),
-                        **scores, "duplicates_skipped": dict(skipped), "labelled": labelled})
+                model = (nlp, head)
+                previous = {"variant": variant, "vertical": vertical, "seed": seed, "strategy": strategy, "share": share, "n": len(labelled),
+                            **scores, "duplicates_skipped": dict(skipped), "labelled": labelled}
+                record(previous)
                 log(f"{variant} {vertical} seed {seed} {strategy} {share:.0%} (n={len(labelled)}): macro-F1 {scores['macro_f1']:.3f} ({scores['seconds']:.0f}s)")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # tables and figure
+#
+# Each arm (``variant``: single-task or coupled) is tabulated from one summary, an "arm": the curves (per strategy,
+# share and seed, the mean macro-F1 over the verticals), the 100% reference, the per-vertical means and sds. An arm is
+# built from the raw rows this script wrote (``arm_from_rows``) or, when those files are gone, from a previous
+# tabulation's JSON (``arm_from_previous``, ``--previous-json``): the JSON keeps the curves per seed, so every table
+# and figure of that arm is recomputed from it as it was measured.
 
 def curves(rows: List[dict], variant: str) -> Dict[str, Dict[float, Dict[int, float]]]:
     """curves[strategy][share][seed] = mean macro-F1 (x100) over the verticals run for that seed (only seeds whose every
@@ -323,10 +355,21 @@ def per_vertical(rows: List[dict], variant: str) -> Dict[str, Dict[str, Dict[flo
     return out
 
 
+def _stat(values: Sequence[float]) -> Optional[List]:
+    """[mean, sd, number of seeds] (population sd), None without values."""
+    return [mean(values), pstdev(values), len(values)] if values else None
+
+
+def _fmt(stat: Optional[Sequence]) -> str:
+    """``m +- sd``, ``m (1 seed)`` or ``-``; a stat read back from a markdown table has no count (None: several seeds)."""
+    if not stat:
+        return "-"
+    m, sd, n = stat
+    return f"{m:.1f} (1 seed)" if n == 1 else f"{m:.1f} +- {sd:.1f}"
+
+
 def _ms(values: Sequence[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.1f} (1 seed)"
-    return f"{mean(values):.1f} +- {pstdev(values):.1f}" if values else "-"
+    return _fmt(_stat(values))
 
 
 def share_needed(curve: Dict[float, Dict[int, float]], target: float) -> Optional[float]:
@@ -337,26 +380,153 @@ def share_needed(curve: Dict[float, Dict[int, float]], target: float) -> Optiona
     return None
 
 
-def summary_tables(rows: List[dict], variant: str, strategies: Sequence[str]) -> Tuple[str, Dict]:
+def _raw_files_with(variant: str, raws: Sequence[Path]) -> List[Path]:
+    out = []
+    for raw in raws:
+        if raw.is_file() and any(line.strip() and json.loads(line)["variant"] == variant for line in raw.read_text(encoding="utf8").splitlines()):
+            out.append(raw)
+    return out
+
+
+def arm_from_rows(rows: List[dict], variant: str, strategies: Sequence[str], provenance: str = "") -> Optional[dict]:
+    pv = per_vertical(rows, variant)
+    if not pv:
+        return None
     c = curves(rows, variant)
+    ran = [s for s in strategies if any(r["variant"] == variant and r["strategy"] == s for r in rows)]
     ref = c.get("all", {}).get(1.0, {})
-    shares = sorted({s for k, v in c.items() if k != "all" for s in v})
-    lines = []
-    data: Dict = {"variant": variant, "shares": shares, "curves": {}, "reference": None, "needed": {}}
+    ref_v: Dict[str, List[float]] = {}
+    for r in rows:
+        if r["variant"] == variant and r["strategy"] == "all" and r.get("macro_f1") is not None:
+            ref_v.setdefault(r["vertical"], []).append(100 * r["macro_f1"])
+    trained = [r for r in rows if r["variant"] == variant and "seconds" in r]
+    return {"variant": variant, "strategies": ran, "curves": {s: c.get(s, {}) for s in ran},
+            "reference": {"mean": mean(ref.values()), "sd": pstdev(ref.values()), "seeds": sorted(ref), "values": ref} if ref else None,
+            "per_vertical": {v: {s: {share: _stat(vals) for share, vals in pv[v][s].items()} for s in ran if s in pv[v]} for v in pv},
+            "per_vertical_reference": {v: _stat(vals) for v, vals in ref_v.items()},
+            "verticals": sorted({r["vertical"] for r in rows if r["variant"] == variant}),
+            "models": len(trained), "minutes": round(sum(r["seconds"] for r in trained) / 60), "provenance": provenance, "selection": []}
+
+
+_CELL = re.compile(r"^(-?\d+(?:\.\d+)?)(?: \+- (\d+(?:\.\d+)?)| \(1 seed\))?")
+
+
+def _parse_cell(cell: str) -> Optional[List]:
+    m = _CELL.match(cell.strip())
+    if not m:
+        return None
+    if m.group(2) is not None:
+        return [float(m.group(1)), float(m.group(2)), None]
+    return [float(m.group(1)), 0.0, 1]
+
+
+def parse_previous_markdown(path: Path, variant: str) -> dict:
+    """From a previous ``active_learning.md``: the arm's per-vertical table, the selection table (single-task) and the
+    count of models trained. Only used when the previous JSON lacks them (tabulations before ``--previous-json``)."""
+    out = {"per_vertical": {}, "per_vertical_reference": {}, "selection": [], "models": None, "minutes": None}
+    if not path.is_file():
+        return out
+    text = path.read_text(encoding="utf8")
+    heading = "Single-task" if variant == "single" else "Coupled with"
+    section = next((s for s in re.split(r"(?m)^## ", text) if s.startswith(heading)), "")
+    lines = section.splitlines()
+    header = next((i for i, line in enumerate(lines) if line.startswith("| vertical | strategy |")), None)
+    if header is not None:
+        cols = [c.strip() for c in lines[header].strip("|").split("|")][2:]
+        shares = [round(float(c.rstrip("%")) / 100, 4) for c in cols]
+        for line in lines[header + 2:]:
+            if not line.startswith("|"):
+                break
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            vertical, strategy, values = cells[0], cells[1], cells[2:]
+            for share, cell in zip(shares, values):
+                stat = _parse_cell(cell)
+                if stat is None:
+                    continue
+                if share == 1.0:
+                    out["per_vertical_reference"][vertical] = stat
+                else:
+                    out["per_vertical"].setdefault(vertical, {}).setdefault(strategy, {})[share] = stat
+    if variant == "single":
+        text_lines = text.splitlines()
+        start = next((i for i, line in enumerate(text_lines) if line.startswith("What the strategies chose (single-task")), None)
+        if start is not None:
+            block = [text_lines[start], ""]
+            for line in text_lines[start + 2:]:
+                if not line.startswith("|"):
+                    break
+                block.append(line)
+            out["selection"] = block
+    m = re.search(r"(\d+) models trained, (\d+) min of training", text)
+    if m:
+        out["models"], out["minutes"] = int(m.group(1)), int(m.group(2))
+    return out
+
+
+def _git_note(path: Path) -> str:
+    """`` as committed in <hash> (<date>)`` when the file is unchanged since its last commit, else ``""``."""
+    import subprocess
+
+    try:
+        cwd = path.resolve().parent
+        if subprocess.run(["git", "diff", "--quiet", "HEAD", "--", path.name], cwd=cwd, capture_output=True).returncode != 0:
+            return ""
+        log = subprocess.run(["git", "log", "-1", "--format=%h %cs", "--", path.name], cwd=cwd, capture_output=True, text=True).stdout.split()
+        return f" as committed in {log[0]} ({log[1]})" if len(log) == 2 else ""
+    except (OSError, IndexError):
+        return ""
+
+
+def arm_from_previous(path: Path, variant: str, strategies: Sequence[str]) -> dict:
+    """The arm as a previous tabulation (``--output``'s JSON) recorded it."""
+    data = json.loads(path.read_text(encoding="utf8"))
+    if variant not in data.get("variants", {}):
+        raise SystemExit(f"error: {path}: no '{variant}' results")
+    v = data["variants"][variant]
+    arm_curves = {s: {float(share): {int(seed): value for seed, value in points.items()} for share, points in curve.items() if points}
+                  for s, curve in v["curves"].items()}
+    ran = [s for s in strategies if s in arm_curves]
+    ref = v.get("reference")
+    if ref:
+        ref = dict(ref, values={int(seed): value for seed, value in (ref.get("values") or {}).items()})
+    md = parse_previous_markdown(path.with_suffix(".md"), variant) if "per_vertical" not in v else {}
+    if "per_vertical" in v:
+        per_v = {vert: {s: {float(share): stat for share, stat in points.items()} for s, points in by_s.items()} for vert, by_s in v["per_vertical"].items()}
+        per_v_ref = v.get("per_vertical_reference", {})
+    else:
+        per_v, per_v_ref = md["per_vertical"], md["per_vertical_reference"]
+    provenance = v.get("provenance") or (
+        f"measured earlier by `{data.get('command', '?')}`, whose raw JSONL files were not kept; curves and 100% reference read from "
+        f"`{path}`{_git_note(path)}" + (f", the per-vertical table from `{path.with_suffix('.md')}`" if per_v else ""))
+    models = v.get("models", md.get("models"))
+    minutes = v.get("minutes", md.get("minutes"))
+    return {"variant": variant, "strategies": ran, "curves": {s: arm_curves[s] for s in ran}, "reference": ref,
+            "per_vertical": per_v, "per_vertical_reference": per_v_ref, "verticals": v.get("verticals", sorted(per_v)),
+            "models": models, "minutes": minutes, "models_note": v.get("models_note", "the whole previous tabulation, both arms" if "models" not in v else ""),
+            "provenance": provenance, "selection": v.get("selection", md.get("selection", [])), "previous": True}
+
+
+def summary_tables(arm: dict, strategies: Optional[Sequence[str]] = None) -> Tuple[str, Dict]:
+    strategies = arm["strategies"] if strategies is None else strategies
+    c, ref = arm["curves"], arm["reference"]
+    shares = sorted({s for curve in c.values() for s in curve})
+    data: Dict = {"variant": arm["variant"], "shares": shares, "curves": {}, "reference": None, "needed": {}, "seeds": []}
     if not shares:
         return "", data
-    seeds_used = sorted({seed for v in c.values() for point in v.values() for seed in point})
-    head = "| strategy | " + " | ".join(f"{100 * s:g}%" for s in shares) + " | share needed to reach 100% - 1 sd |"
-    lines += [head, "|---|" + "---|" * (len(shares) + 1)]
+    data["seeds"] = sorted({seed for curve in c.values() for point in curve.values() for seed in point})
+    lines = ["| strategy | " + " | ".join(f"{100 * s:g}%" for s in shares) + " | share needed to reach 100% - 1 sd |",
+             "|---|" + "---|" * (len(shares) + 1)]
     target = None
     if ref:
-        target = mean(ref.values()) - pstdev(ref.values())
-        data["reference"] = {"mean": mean(ref.values()), "sd": pstdev(ref.values()), "seeds": sorted(ref)}
+        target = ref["mean"] - ref["sd"]
+        data["reference"] = {"mean": ref["mean"], "sd": ref["sd"], "seeds": ref["seeds"]}
+        if ref.get("values"):
+            data["reference"]["values"] = {str(seed): value for seed, value in ref["values"].items()}
     for s in strategies:
         curve = c.get(s, {})
         cells = [_ms(list(curve.get(share, {}).values())) for share in shares]
         needed = share_needed(curve, target) if target is not None else None
-        data["curves"][s] = {f"{share:g}": curve.get(share, {}) for share in shares}
+        data["curves"][s] = {f"{share:g}": {str(seed): value for seed, value in curve.get(share, {}).items()} for share in shares}
         data["needed"][s] = needed
         if target is None:
             need = "no reference"
@@ -366,9 +536,9 @@ def summary_tables(rows: List[dict], variant: str, strategies: Sequence[str]) ->
             need = f"{100 * needed:g}%"
         lines.append(f"| {s} | " + " | ".join(cells) + f" | {need} |")
     if ref:
-        lines.append(f"| all titles (100%, reference) | {_ms(list(ref.values()))} (seeds {sorted(ref)}) |" + " |" * len(shares))
+        lines.append(f"| all titles (100%, reference) | {_fmt([ref['mean'], ref['sd'], len(ref['seeds'])])} (seeds {ref['seeds']}) |" + " |" * len(shares))
     md = "\n".join(lines)
-    # uncertainty vs random at each share, in units of random's sd
+    # uncertainty vs random at each share, in units of the larger of the two sds
     gains = []
     for s in strategies:
         if s == "random":
@@ -376,75 +546,136 @@ def summary_tables(rows: List[dict], variant: str, strategies: Sequence[str]) ->
         row = [s]
         for share in shares:
             u, r = list(c.get(s, {}).get(share, {}).values()), list(c.get("random", {}).get(share, {}).values())
-            sd = max(pstdev(u), pstdev(r)) if u and r else 0.0
-            if u and r and min(len(u), len(r)) > 1 and sd > 0:
-                row.append(f"{mean(u) - mean(r):+.1f} ({(mean(u) - mean(r)) / sd:+.1f} sd)")
-            elif u and r:
-                row.append(f"{mean(u) - mean(r):+.1f} (1 seed)")
-            else:
-                row.append("-")
+            row.append(_difference(u, r))
         gains.append("| " + " | ".join(row) + " |")
     if gains:
         md += "\n\nGain over random (mean macro-F1 difference; in units of the larger of the two sds over seeds):\n\n"
         md += "| strategy | " + " | ".join(f"{100 * s:g}%" for s in shares) + " |\n|---|" + "---|" * len(shares) + "\n" + "\n".join(gains)
-    data["seeds"] = seeds_used
     return md, data
 
 
-def vertical_table(rows: List[dict], variant: str, strategies: Sequence[str]) -> str:
-    pv = per_vertical(rows, variant)
-    ref = {}
-    for r in rows:
-        if r["variant"] == variant and r["strategy"] == "all":
-            ref.setdefault(r["vertical"], []).append(100 * r["macro_f1"])
+def _difference(a: Sequence[float], b: Sequence[float]) -> str:
+    """mean(a) - mean(b), and in units of the larger of the two (population) sds."""
+    if not a or not b:
+        return "-"
+    sd = max(pstdev(a), pstdev(b))
+    if min(len(a), len(b)) > 1 and sd > 0:
+        return f"{mean(a) - mean(b):+.1f} ({(mean(a) - mean(b)) / sd:+.1f} sd)"
+    return f"{mean(a) - mean(b):+.1f} (1 seed)" if min(len(a), len(b)) == 1 else f"{mean(a) - mean(b):+.1f}"
+
+
+def vertical_table(arm: dict, strategies: Optional[Sequence[str]] = None) -> str:
+    strategies = arm["strategies"] if strategies is None else strategies
+    pv, ref = arm["per_vertical"], arm["per_vertical_reference"]
     shares = sorted({s for v in pv.values() for st in v.values() for s in st})
     lines = ["| vertical | strategy | " + " | ".join(f"{100 * s:g}%" for s in shares) + " | 100% |", "|---|---|" + "---|" * (len(shares) + 1)]
     for vertical in sorted(pv):
         for s in strategies:
-            cells = [_ms(pv[vertical].get(s, {}).get(share, [])) for share in shares]
-            lines.append(f"| {vertical} | {s} | " + " | ".join(cells) + f" | {_ms(ref.get(vertical, []))} |")
+            if s not in pv[vertical]:
+                continue
+            cells = [_fmt(pv[vertical][s].get(share)) for share in shares]
+            lines.append(f"| {vertical} | {s} | " + " | ".join(cells) + f" | {_fmt(ref.get(vertical))} |")
     return "\n".join(lines)
 
 
-def figure(rows: List[dict], variants: Sequence[str], strategies: Sequence[str], path: Path, command: str) -> None:
+def comparison(single: dict, coupled: dict, strategies: Sequence[str]) -> Tuple[str, Dict]:
+    """Coupled minus single-task at equal label share (same verticals, seeds and 20% starts)."""
+    if sorted(single["verticals"]) != sorted(coupled["verticals"]):
+        return (f"Not comparable yet: the coupled arm has {', '.join(coupled['verticals'])}, the single-task arm "
+                f"{', '.join(single['verticals'])} (the means are over different verticals)."), {}
+    shares = sorted({sh for s in strategies for sh in coupled["curves"].get(s, {}) if sh in single["curves"].get(s, {})})
+    both = [s for s in strategies if s in coupled["curves"] and s in single["curves"]]
+    if not shares or not both:
+        return "", {}
+    data: Dict = {"shares": shares, "difference": {}}
+    lines = ["| strategy | " + " | ".join(f"{100 * s:g}%" for s in shares) + " |", "|---|" + "---|" * len(shares)]
+    for s in both:
+        cells = []
+        for share in shares:
+            cp, sp = coupled["curves"][s].get(share, {}), single["curves"][s].get(share, {})
+            cell = _difference(list(cp.values()), list(sp.values()))
+            paired = sorted(set(cp) & set(sp))
+            if cell != "-" and paired:
+                cell += f", ahead on {sum(cp[k] > sp[k] for k in paired)}/{len(paired)} seeds"
+            cells.append(cell)
+            if cp and sp:
+                data["difference"].setdefault(s, {})[f"{share:g}"] = mean(cp.values()) - mean(sp.values())
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    md = "\n".join(lines)
+    # per vertical: difference of the means over seeds (the single-task side may be read back from a markdown table)
+    pv_s, pv_c = single.get("per_vertical") or {}, coupled.get("per_vertical") or {}
+    vlines = []
+    for vertical in sorted(set(pv_s) & set(pv_c)):
+        for s in both:
+            cs, ss = pv_c[vertical].get(s, {}), pv_s[vertical].get(s, {})
+            cells = [f"{cs[sh][0] - ss[sh][0]:+.1f}" if cs.get(sh) and ss.get(sh) else "-" for sh in shares]
+            vlines.append(f"| {vertical} | {s} | " + " | ".join(cells) + " |")
+    if vlines:
+        md += ("\n\nPer vertical, coupled minus single-task (difference of the means over seeds):\n\n| vertical | strategy | "
+               + " | ".join(f"{100 * sh:g}%" for sh in shares) + " |\n|---|---|" + "---|" * len(shares) + "\n" + "\n".join(vlines))
+    rs, rc = single.get("reference"), coupled.get("reference")
+    if rs and rc:
+        md += (f"\n\nAll titles (100%): coupled {rc['mean']:.1f} +- {rc['sd']:.1f} (seeds {rc['seeds']}) against single-task "
+               f"{rs['mean']:.1f} +- {rs['sd']:.1f} (seeds {rs['seeds']}).")
+        target = rs["mean"] - rs["sd"]
+        reach = {s: share_needed(coupled["curves"][s], target) for s in coupled["strategies"]}
+        data["coupled_needed_for_single_reference"] = reach
+        md += f" Share the coupled arm needs to reach the single-task 100% - 1 sd ({target:.1f}): " + ", ".join(
+            f"{s} {'not reached' if n is None else f'{100 * n:g}%'}" for s, n in reach.items()) + "."
+    return md, data
+
+
+def figure(arms: Dict[str, dict], strategies: Sequence[str], path: Path, command: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    present = [v for v in variants if any(k != "all" for k in curves(rows, v))]
+    present = [v for v in ("single", "coupled") if v in arms and any(len(curve) > 1 for curve in arms[v]["curves"].values())]
     if not present:
         return
-    fig, axes = plt.subplots(1, len(present), figsize=(6 * len(present), 4.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(present), figsize=(6 * len(present), 4.6), squeeze=False, sharex=True, sharey=True)
+    colours = {"least-confidence": "C0", "entropy": "C1", "random": "C2"}
     for ax, variant in zip(axes[0], present):
-        c = curves(rows, variant)
+        arm = arms[variant]
         for k, s in enumerate(strategies):
-            curve = c.get(s, {})
+            curve = arm["curves"].get(s, {})
             xs = sorted(curve)
-            if len(xs) < 2:  # a strategy not run in this variant (only the shared start)
+            if len(xs) < 2:  # a strategy not run in this arm
                 continue
             ax.errorbar([100 * x + (k - 1) * 0.6 for x in xs], [mean(curve[x].values()) for x in xs], yerr=[pstdev(curve[x].values()) for x in xs],
-                        marker="o", capsize=3, label=s)
-        ref = c.get("all", {}).get(1.0, {})
+                        marker="o", capsize=3, label=s, color=colours.get(s))
+        ref = arm["reference"]
         if ref:
-            m, sd = mean(ref.values()), pstdev(ref.values())
-            ax.axhline(m, color="black", lw=1, label=f"100% of titles ({m:.1f})")
-            ax.axhspan(m - sd, m + sd, color="black", alpha=0.1)
-        n_v = len({r["vertical"] for r in rows if r["variant"] == variant})
-        seeds = sorted({r["seed"] for r in rows if r["variant"] == variant})
-        ax.set_title(f"{'single-task' if variant == 'single' else 'coupled with its benchmark partner'}: {n_v} verticals, seeds {seeds}", fontsize=10)
+            ax.axhline(ref["mean"], color="black", lw=1, label=f"100% of titles ({ref['mean']:.1f} +- {ref['sd']:.1f})")
+            ax.axhspan(ref["mean"] - ref["sd"], ref["mean"] + ref["sd"], color="black", alpha=0.1)
+        if variant == "coupled" and "single" in arms:  # the single-task arm's means, for comparison at equal share
+            for s in strategies:
+                single_curve, own = arms["single"]["curves"].get(s, {}), arm["curves"].get(s, {})
+                if len(own) > 1 and len(single_curve) > 1:
+                    xs = sorted(single_curve)
+                    ax.plot([100 * x for x in xs], [mean(single_curve[x].values()) for x in xs], ls=":", lw=1.2, alpha=0.7,
+                            color=colours.get(s), label=f"{s}, single-task (means)")
+            if arms["single"]["reference"]:
+                rs = arms["single"]["reference"]
+                ax.axhline(rs["mean"], color="grey", lw=1, ls="--", label=f"single-task, 100% of titles ({rs['mean']:.1f})")
+        seeds = sorted({seed for curve in arm["curves"].values() for point in curve.values() for seed in point})
+        when = "measured earlier, curves read from the previous JSON" if arm.get("previous") else "measured in this run"
+        name = "single-task" if variant == "single" else "coupled with its benchmark partner"
+        n_v = len(arm["verticals"])
+        ax.set_title(f"{name}: {n_v} vertical{'s' if n_v > 1 else ''}, seeds {seeds}\n({when})", fontsize=9)
         ax.set_xlabel("share of the vertical's training titles labelled (%)")
         ax.set_ylabel("macro-F1 on test (mean over verticals)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="lower right")
     fig.suptitle(f"Simulated annotation on OA-Mine ({command})", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
 
 
-def selection_stats(rows: List[dict], corpus: Path, strategies: Sequence[str]) -> List[str]:
-    """What each strategy picked (single-task runs): mean length in tokens and attribute spans of the titles it added
+def selection_stats(rows: List[dict], corpus: Path, strategies: Sequence[str], variant: str = "single") -> List[str]:
+    """What each strategy picked (one arm's runs): mean length in tokens and attribute spans of the titles it added
     over the rounds, against the whole training split, and the duplicates it skipped."""
     import spacy
 
@@ -456,15 +687,19 @@ def selection_stats(rows: List[dict], corpus: Path, strategies: Sequence[str]) -
     skipped: Dict[str, Dict[str, int]] = {s: {} for s in strategies}
     everything: List[Tuple[int, int]] = []
     by_key = {(r["variant"], r["vertical"], r["seed"], r["strategy"], r["share"]): r for r in rows}
+    shares = sorted({r["share"] for r in rows if r["variant"] == variant and r["strategy"] != "all"})
     for r in rows:
-        if r["variant"] != "single" or r["strategy"] not in strategies or "labelled" not in r:
+        if r["variant"] != variant or r["strategy"] not in strategies or "labelled" not in r:
             continue
         if r["vertical"] not in cache:
             cache[r["vertical"]] = read_docbin(corpus / slug(r["vertical"]) / "train.spacy", vocab)
             everything += [(len(d), len(d.ents)) for d in cache[r["vertical"]]]
         docs = cache[r["vertical"]]
-        prev_share = round(r["share"] - 0.1, 4)
-        prev = by_key.get(("single", r["vertical"], r["seed"], r["strategy"], prev_share)) or by_key.get(("single", r["vertical"], r["seed"], "start", prev_share))
+        earlier = [s for s in shares if s < r["share"]]
+        if not earlier:
+            continue
+        prev_share = earlier[-1]
+        prev = by_key.get((variant, r["vertical"], r["seed"], r["strategy"], prev_share)) or by_key.get((variant, r["vertical"], r["seed"], "start", prev_share))
         if prev is None or "labelled" not in prev:
             continue
         new = set(r["labelled"]) - set(prev["labelled"])
@@ -473,53 +708,83 @@ def selection_stats(rows: List[dict], corpus: Path, strategies: Sequence[str]) -
             skipped[r["strategy"]][reason] = skipped[r["strategy"]].get(reason, 0) + n
     if not everything:
         return []
-    lines = ["What the strategies chose (single-task runs, all rounds, verticals and seeds):", "",
+    name = "single-task" if variant == "single" else "coupled"
+    lines = [f"What the strategies chose ({name} runs, all rounds, verticals and seeds):", "",
              "| titles | tokens per title | attribute spans per title | duplicates skipped while choosing |", "|---|---|---|---|",
              f"| whole training split | {mean(t for t, _ in everything):.1f} | {mean(e for _, e in everything):.1f} | |"]
     for s in strategies:
         if added[s]:
             dup = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped[s].items())) or "0"
             lines.append(f"| added by {s} | {mean(t for t, _ in added[s]):.1f} | {mean(e for _, e in added[s]):.1f} | {dup} |")
-    return lines + [""]
+    return lines
 
 
 def tabulate(a) -> None:
-    rows = list(done_keys(a.raw, *a.more_raw).values())
-    if not rows:
+    raws = [a.raw, *a.more_raw]
+    rows = list(done_keys(*raws).values())
+    previous = list(a.previous_variants or []) if a.previous_json is not None else []
+    if a.previous_json is not None and not previous:
+        raise SystemExit("error: --previous-json needs --previous-variants (which arms to read from it)")
+    clash = sorted({r["variant"] for r in rows} & set(previous))
+    if clash:
+        raise SystemExit(f"error: raw rows of {clash} in {[str(p) for p in raws]} and --previous-variants {previous}: read each arm from one place")
+    if not rows and not previous:
         raise SystemExit(f"error: {a.raw}: no results")
-    if a.single_reference is not None:
+    if a.single_reference is not None and "single" not in previous:
         have = {(r["vertical"], r["seed"]) for r in rows if r["variant"] == "single" and r["strategy"] == "all"}
         verticals = sorted({r["vertical"] for r in rows if r["variant"] == "single"})
         seeds = sorted({r["seed"] for r in rows if r["variant"] == "single"})
-        extra = [r for r in single_reference_runs(a.single_reference, verticals, seeds) if (r["vertical"], r["seed"]) not in have]
-        rows += extra
-        a.reference_sources = len(extra)
+        rows += [r for r in single_reference_runs(a.single_reference, verticals, seeds) if (r["vertical"], r["seed"]) not in have]
     coupled = sorted({r["vertical"] for r in rows if r["variant"] == "coupled"})
     if a.coupled_reference is not None and coupled:
+        have = {(r["vertical"], r["seed"]) for r in rows if r["variant"] == "coupled" and r["strategy"] == "all"}
         seeds = sorted({r["seed"] for r in rows if r["variant"] == "coupled"})
-        rows += reference_runs(a.coupled_reference, coupled, a.coupled_reference_seeds or seeds)
-    command = "python benchmarks/active_learning.py " + " ".join(sys.argv[1:]).replace(" --table-only", "")
-    parts = [f"Command: `{command}`. Test split, macro-F1 (token level, without O) x100, mean +- sd over seeds of the mean over verticals.", ""]
-    out = {"command": command, "variants": {}}
+        rows += [r for r in reference_runs(a.coupled_reference, coupled, a.coupled_reference_seeds or seeds) if (r["vertical"], r["seed"]) not in have]
+    command = "python benchmarks/active_learning.py " + " ".join(f"'{x}'" if " " in x else x for x in sys.argv[1:])
+    arms: Dict[str, dict] = {}
     for variant in ("single", "coupled"):
-        ran = [s for s in a.strategies if any(r["variant"] == variant and r["strategy"] == s for r in rows)]
-        md, data = summary_tables(rows, variant, ran)
-        if not per_vertical(rows, variant):
+        if variant in previous:
+            arms[variant] = arm_from_previous(a.previous_json, variant, a.strategies)
             continue
+        files = _raw_files_with(variant, raws)
+        when = sorted({time.strftime("%Y-%m-%d", time.gmtime(p.stat().st_mtime)) for p in files})
+        arm = arm_from_rows(rows, variant, a.strategies, provenance=f"measured by this script, raw rows in {', '.join(f'`{p}`' for p in files)} "
+                            f"(last written {', '.join(when)})")
+        if arm is not None:
+            arm["selection"] = selection_stats(rows, a.corpus, a.strategies, variant)
+            arms[variant] = arm
+    parts = [f"Command: `{command}`. Test split, macro-F1 (token level, without O) x100, mean +- sd over seeds of the mean over verticals.", ""]
+    out: Dict = {"command": command, "variants": {}}
+    for variant, arm in arms.items():
+        md, data = summary_tables(arm)
         if not md:
             md = "(no seed has every vertical's curve yet)"
-            data.setdefault("seeds", [])
-        verticals = sorted({r["vertical"] for r in rows if r["variant"] == variant})
-        parts += [f"## {'Single-task' if variant == 'single' else 'Coupled with the benchmark partner (train-pair, partner at 100%)'}: "
-                  f"{', '.join(verticals)}; seeds {data['seeds']}", "", md, "", "Per vertical (mean +- sd over seeds):", "", vertical_table(rows, variant, ran), ""]
-        out["variants"][variant] = dict(data, verticals=verticals)
-    parts += selection_stats(rows, a.corpus, a.strategies)
-    seconds = sum(r.get("seconds", 0) for r in rows)
-    parts.append(f"{len(rows)} models trained, {seconds / 60:.0f} min of training.")
+        name = "Single-task" if variant == "single" else "Coupled with the benchmark partner (train-pair, partner at 100%)"
+        models = f"{arm['models']} models trained, {arm['minutes']} min of training" if arm.get("models") is not None else "models trained: not recorded"
+        if arm.get("models_note"):
+            models += f" ({arm['models_note']})"
+        parts += [f"## {name}: {', '.join(arm['verticals'])}; seeds {data['seeds']}", "", f"Rows: {arm['provenance']}.", "", md, "",
+                  "Per vertical (mean +- sd over seeds):", "", vertical_table(arm) if arm["per_vertical"] else
+                  "(not in the previous JSON or markdown: see the previous version of `docs/results/active_learning.md` in git)", ""]
+        if arm["selection"]:
+            parts += arm["selection"] + [""]
+        parts += [f"{models}.", ""]
+        out["variants"][variant] = dict(
+            data, verticals=arm["verticals"], provenance=arm["provenance"], models=arm.get("models"), minutes=arm.get("minutes"),
+            models_note=arm.get("models_note", ""), selection=arm["selection"],
+            per_vertical={v: {s: {f"{share:g}": stat for share, stat in points.items()} for s, points in by_s.items()} for v, by_s in arm["per_vertical"].items()},
+            per_vertical_reference=arm["per_vertical_reference"])
+    if "single" in arms and "coupled" in arms:
+        md, data = comparison(arms["single"], arms["coupled"], a.strategies)
+        if md:
+            intro = ["Coupled minus single-task mean macro-F1 over the same verticals (in units of the larger of the two sds over seeds; "
+                     "seed by seed, the two arms start from the same 20% of titles):", ""] if data else []
+            parts += ["## Coupled against single-task at equal label share", "", *intro, md, ""]
+            out["coupled_vs_single"] = data
     a.output.parent.mkdir(parents=True, exist_ok=True)
-    Path(f"{a.output}.md").write_text("\n".join(parts) + "\n", encoding="utf8")
+    Path(f"{a.output}.md").write_text("\n".join(parts).rstrip("\n") + "\n", encoding="utf8")
     Path(f"{a.output}.json").write_text(json.dumps(out, indent=1) + "\n", encoding="utf8")
-    figure(rows, ("single", "coupled"), a.strategies, Path(f"{a.output}.png"), "python benchmarks/active_learning.py, test split; points without error bars: 1 seed")
+    figure(arms, a.strategies, Path(f"{a.output}.png"), "python benchmarks/active_learning.py, test split; points without error bars: 1 seed")
     print("\n".join(parts))
 
 
@@ -545,6 +810,10 @@ def main() -> None:
     parser.add_argument("--single-reference", type=Path, default=None, help="the low-resource runs (training/low_resource) whose single-task 100%% runs fill in a missing reference")
     parser.add_argument("--coupled-reference", type=Path, default=None, help="the low-resource runs (training/low_resource) whose 100%% coupled runs are the coupled reference")
     parser.add_argument("--coupled-reference-seeds", type=int, nargs="*", default=None)
+    parser.add_argument("--previous-json", type=Path, default=None,
+                        help="a previous tabulation's JSON (--output's .json) to read arms from whose raw files are gone")
+    parser.add_argument("--previous-variants", nargs="*", default=None, choices=["single", "coupled"],
+                        help="the arms read from --previous-json instead of from raw rows")
     parser.add_argument("--table-only", action="store_true")
     a = parser.parse_args()
     if not a.table_only:

@@ -85,14 +85,93 @@ def scores_of(target: Path, test_jsonl: Optional[Path]) -> Dict:
     return out
 
 
-def collect(out: Path, rates: List[float], seeds: List[int], test_jsonl: Optional[Path], losses=LOSSES) -> Dict:
-    """results[rate][loss][metric] = per seed, the mean over the 10 verticals (attribute values: micro overall)."""
-    results: Dict = {}
+def load_with_floor(model: Path, floor: float):
+    """The pipeline with every ``ave_tagger``'s ``min_confidence`` set to ``floor``."""
+    import spacy
+
+    from spacy_mtlave.pipeline.tagger import AVETagger
+
+    nlp = spacy.load(model)
+    for _, pipe in nlp.pipeline:
+        if isinstance(pipe, AVETagger):
+            pipe.set_min_confidence(floor)
+    return nlp
+
+
+def dev_floor_scores(target: Path, grid: List[float]) -> Dict[str, float]:
+    """{floor: mean dev span F1 over the verticals} of a finished run (one pipeline load per vertical; cached)."""
+    cache = target / "dev_floors.json"
+    out: Dict[str, float] = srsly.read_json(cache) if cache.is_file() else {}
+    todo = [f for f in grid if f"{f:g}" not in out]
+    if not todo or not (target / "run.json").is_file():
+        return {k: v for k, v in out.items() if float(k) in grid}
+    from spacy_mtlave.evaluation.evaluate import evaluate_pipeline
+
+    info = srsly.read_json(target / "run.json")
+    per_floor: Dict[str, List[float]] = {f"{f:g}": [] for f in todo}
+    for vertical, paths in info["verticals"].items():
+        nlp = load_with_floor((target / paths["model"]).resolve(), 0.0)
+        dev = (target / paths["corpus"]).resolve() / "dev.spacy"
+        for floor in todo:
+            for _, pipe in nlp.pipeline:
+                if hasattr(pipe, "set_min_confidence"):
+                    pipe.set_min_confidence(floor)
+            per_floor[f"{floor:g}"].append(evaluate_pipeline(nlp, dev)["ents_f"])
+    out.update({k: mean(v) for k, v in per_floor.items()})
+    srsly.write_json(cache, out)
+    return {k: v for k, v in out.items() if float(k) in grid}
+
+
+def floor_scores_of(target: Path, floor: float, test_jsonl: Optional[Path]) -> Dict:
+    """Like ``scores_of``, with every tagger's ``min_confidence`` at ``floor`` (cached per floor)."""
+    if floor == 0:
+        return scores_of(target, test_jsonl)
+    cache = target / f"test_scores_floor{floor:g}.json"
+    if cache.is_file():
+        return srsly.read_json(cache)
+    if not (target / "run.json").is_file():
+        return {}
+    from spacy_mtlave.evaluation.attribute_values import evaluate_attribute_values
+    from spacy_mtlave.evaluation.evaluate import evaluate_pipeline
+
+    info = srsly.read_json(target / "run.json")
+    out: Dict = {"verticals": {}, "min_confidence": floor}
+    nlps = {}
+    for vertical, paths in info["verticals"].items():
+        nlps[vertical] = load_with_floor((target / paths["model"]).resolve(), floor)
+        scores = evaluate_pipeline(nlps[vertical], (target / paths["corpus"]).resolve() / "test.spacy")
+        out["verticals"][vertical] = {key: scores.get(key) for key, _ in SPAN_METRICS}
+    if test_jsonl is not None:
+        av = evaluate_attribute_values(nlps, test_jsonl)
+        out["attribute_values"] = {key: av["overall"]["micro"][key] for key, _ in AV_METRICS}
+    srsly.write_json(cache, out)
+    return out
+
+
+def choose_floors(out: Path, rates: List[float], seeds: List[int], grid: List[float], losses) -> Dict[str, Dict[str, float]]:
+    """{rate: {loss: the floor with the best mean dev span F1 over the seeds' runs}} (runs with a model only)."""
+    chosen: Dict[str, Dict[str, float]] = {}
     for rate in rates:
         for loss in losses:
-            cell = results.setdefault(f"{rate:g}", {}).setdefault(loss, {})
+            sweeps = [dev_floor_scores(run_dir(out, rate, seed, loss), grid) for seed in seeds]
+            sweeps = [s for s in sweeps if len(s) == len(grid)]
+            if sweeps:
+                best = max(grid, key=lambda f: (mean(s[f"{f:g}"] for s in sweeps), -f))
+                chosen.setdefault(f"{rate:g}", {})[loss] = best
+    return chosen
+
+
+def collect(out: Path, rates: List[float], seeds: List[int], test_jsonl: Optional[Path], losses=LOSSES, floors: Optional[Dict] = None) -> Dict:
+    """results[rate][loss][metric] = per seed, the mean over the 10 verticals (attribute values: micro overall); with
+    ``floors`` ({rate: {loss: floor}}, chosen on dev) also ``<loss>, min_confidence <floor>`` rows."""
+    results: Dict = {}
+    for rate in rates:
+        names = [(loss, loss, 0.0) for loss in losses]
+        names += [(f"{loss}, min_confidence {f:g} (dev)", loss, f) for loss, f in (floors or {}).get(f"{rate:g}", {}).items() if f > 0]
+        for name, loss, floor in names:
+            cell = results.setdefault(f"{rate:g}", {}).setdefault(name, {})
             for seed in seeds:
-                scores = scores_of(run_dir(out, rate, seed, loss), test_jsonl)
+                scores = floor_scores_of(run_dir(out, rate, seed, loss), floor, test_jsonl)
                 if not scores:
                     continue
                 for key, _ in SPAN_METRICS:
@@ -114,11 +193,11 @@ def table(results: Dict) -> str:
     return "\n".join(lines)
 
 
-def recovered(results: Dict, rate: str, key: str) -> Optional[float]:
-    """Share of the recall the full-label loss lost at ``rate`` (vs 0%) that the partial-label loss wins back."""
+def recovered(results: Dict, rate: str, key: str, loss: str = "partial-label") -> Optional[float]:
+    """Share of the recall the full-label loss lost at ``rate`` (vs 0%) that ``loss`` wins back."""
     base = results.get("0", {}).get("full-label", {}).get(key)
     full = results.get(rate, {}).get("full-label", {}).get(key)
-    partial = results.get(rate, {}).get("partial-label", {}).get(key)
+    partial = results.get(rate, {}).get(loss, {}).get(key)
     if not (base and full and partial) or mean(base) <= mean(full):
         return None
     return (mean(partial) - mean(full)) / (mean(base) - mean(full))
@@ -160,6 +239,7 @@ def main() -> None:
     parser.add_argument("--test-jsonl", type=Path, default=None, help="OA-Mine test.jsonl for the attribute-value metric")
     parser.add_argument("--output", type=Path, default=None, help="Write OUTPUT.md and OUTPUT.json")
     parser.add_argument("--collect-only", action="store_true")
+    parser.add_argument("--floor-grid", type=float, nargs="*", default=[], help="min_confidence values to choose from on dev, per removal rate and loss (adds rows at the chosen floor)")
     parser.add_argument("--flipkart", type=Path, default=None, help="Folder with full-label/ and partial-label/ train runs on a specs corpus")
     parser.add_argument("--flipkart-dev", type=Path, default=Path("corpus-flipkart/clothing/dev.spacy"))
     a = parser.parse_args()
@@ -171,16 +251,21 @@ def main() -> None:
             if code == 0:
                 shutil.rmtree(target / "joint", ignore_errors=True)  # the per-vertical pipelines are what is scored
                 scores_of(target, a.test_jsonl)
-    results = collect(a.out, a.rates, a.seeds, a.test_jsonl, a.losses)
+    floors = choose_floors(a.out, a.rates, a.seeds, a.floor_grid, a.losses) if a.floor_grid else None
+    results = collect(a.out, a.rates, a.seeds, a.test_jsonl, a.losses, floors)
     text = table(results)
+    if floors:
+        text += "\n\nmin_confidence chosen on dev (best mean dev span F1 over the seeds' runs, grid " + ", ".join(f"{f:g}" for f in a.floor_grid) + "): " + "; ".join(
+            f"{100 * float(rate):g}% {loss} {f:g}" for rate, cells in floors.items() for loss, f in cells.items())
     notes = []
     for rate in results:
         if rate == "0":
             continue
-        for key, label in (("ents_r", "span recall"), ("macro_r", "macro-R"), ("av_recall", "attribute-value recall")):
-            share = recovered(results, rate, key)
-            if share is not None:
-                notes.append(f"- {100 * float(rate):g}% removed: the partial-label loss wins back {100 * share:.0f}% of the {label} the full-label loss lost")
+        for loss in [name for name in results[rate] if name.startswith("partial-label")]:
+            for key, label in (("ents_r", "span recall"), ("macro_r", "macro-R"), ("av_recall", "attribute-value recall")):
+                share = recovered(results, rate, key, loss)
+                if share is not None:
+                    notes.append(f"- {100 * float(rate):g}% removed: {loss} wins back {100 * share:.0f}% of the {label} the full-label loss lost")
     text = text + ("\n\n" + "\n".join(notes) if notes else "")
     if a.flipkart is not None:
         text += "\n\nFlipkart (distant labels), held-back docs:\n\n" + flipkart_summary({loss: a.flipkart / loss for loss in LOSSES}, a.flipkart_dev)

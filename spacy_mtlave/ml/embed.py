@@ -1,7 +1,9 @@
 """Word representations: static vectors (looked up lower-cased) + hashed lexical features + a character BiLSTM.
 
 ``spacy_mtlave.WordCharEmbed.v1`` is the ``embed`` half of a ``spacy.Tok2Vec.v2``: docs -> one [n_tokens, width]
-array per doc.
+array per doc. ``spacy_mtlave.WordCharEmbed.v2``: the same layers and parameters (a v1 pipeline's weights load into
+it), whose prediction on the CPU computes each token's row independently of the other tokens of the batch, bit for
+bit, so whole rows are cached exactly (``ROW_CACHE = "auto"``).
 """
 import threading
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -30,6 +32,7 @@ from thinc.api import (
 )
 from thinc.types import Floats2d, Ragged
 
+from .char_lstm_numpy import char_bilstm_predict
 from .device import module_device, torch_module
 
 N_CHAR_IDS = 256  # 0 = padding, 1..127 ASCII, 128..255 hashed buckets for other code points
@@ -49,12 +52,43 @@ def build_word_char_embed(
     vectors keyed by the lower-cased word, and a character BiLSTM of ``char_width`` (both directions); mix them
     with a Maxout layer to ``width``.
     """
+    return _word_char_embed(width, attrs, rows, include_static_vectors, char_dim, char_width, max_chars, False)
+
+
+@registry.architectures("spacy_mtlave.WordCharEmbed.v2")
+def build_word_char_embed_v2(
+    width: int,
+    attrs: List[str],
+    rows: List[int],
+    include_static_vectors: bool,
+    char_dim: int,
+    char_width: int,
+    max_chars: int,
+) -> Model[List[Doc], List[Floats2d]]:
+    """``WordCharEmbed.v1`` (same layers, parameters and training), except that prediction on the CPU runs the char
+    BiLSTM in numpy (``char_lstm_numpy``), where a word's vector does not depend on the other words of the batch: every
+    part of a token's row (hashed features, vectors, char BiLSTM, Maxout + LayerNorm in blis) is then a function of
+    the token alone, and the default ``ROW_CACHE = "auto"`` caches whole rows, bit for bit what the uncached path gives.
+    """
+    return _word_char_embed(width, attrs, rows, include_static_vectors, char_dim, char_width, max_chars, True)
+
+
+def _word_char_embed(
+    width: int,
+    attrs: List[str],
+    rows: List[int],
+    include_static_vectors: bool,
+    char_dim: int,
+    char_width: int,
+    max_chars: int,
+    batch_independent: bool,
+) -> Model[List[Doc], List[Floats2d]]:
     if len(rows) != len(attrs):
         raise ValueError(f"WordCharEmbed: 'rows' has {len(rows)} entries but 'attrs' has {len(attrs)}")
     embeddings = [HashEmbed(width, n_rows, column=i, seed=8 + i, dropout=0.0) for i, n_rows in enumerate(rows)]
     parts: List[Model] = [
         chain(FeatureExtractor(attrs), list2ragged(), with_array(concatenate(*embeddings))),
-        CharBiLSTMEmbed(char_dim, char_width, max_chars),
+        CharBiLSTMEmbed(char_dim, char_width, max_chars, batch_independent),
     ]
     concat_width = width * len(attrs) + char_width
     if include_static_vectors:
@@ -79,26 +113,28 @@ def _skip_empty_forward(model: Model, docs: List[Doc], is_train: bool):
         _ROW_CACHES.pop(model.id, None)
     if sum(len(doc) for doc in docs) == 0:
         return [model.ops.alloc2f(0, model.get_dim("nO")) for _ in docs], lambda dY: []
-    if not is_train and ROW_CACHE in ("features", "rows") and isinstance(model.ops, NumpyOps):
+    if not is_train and ROW_CACHE in ("auto", "features", "rows") and isinstance(model.ops, NumpyOps):
         return _predict_rows(model, docs), lambda dY: []
     return model.layers[0](docs, is_train)
 
 
 # Prediction on the CPU: the same layers called directly on arrays (the HashEmbed concatenation, the char BiLSTM's
 # torch module, the vector projection, Maxout + LayerNorm), with a cache of what depends on a token alone.
-# ROW_CACHE = "features" (default): cache each token's hashed-feature and vector rows (row-wise arithmetic, so the
-# cached rows are the very numbers the thinc path computes); the char BiLSTM still runs on the batch's distinct words
-# and Maxout on the batch, as before: outputs equal the thinc path bit for bit.
+# ROW_CACHE = "features": cache each token's hashed-feature and vector rows (row-wise arithmetic, so the cached rows
+# are the very numbers the thinc path computes); the char BiLSTM still runs on the batch's distinct words and Maxout
+# on the batch, as before: outputs equal the thinc path bit for bit.
 # ROW_CACHE = "rows": cache each token's finished embedding row (the char BiLSTM and Maxout too), so a token seen
-# before costs a dict lookup. Faster; but torch's batched LSTM can round the last bit of a word's char vector
-# differently with other words in its batch, so a row cached from another batch can differ from the uncached one in
-# the last bit, and confidences by a few 1e-6 (as they already did between batch sizes). Predictions were equal on
-# every test title of the corpus (docs/performance.md).
+# before costs a dict lookup. Exact for WordCharEmbed.v2 (every part of a row is computed row by row). For v1 it is
+# faster but not exact: torch's batched LSTM can round the last bit of a word's char vector differently with other
+# words in its batch, so a row cached from another batch can differ from the uncached one in the last bit, and
+# confidences by a few 1e-6 (as they already did between batch sizes). Predictions were equal on every test title of
+# the corpus (docs/performance.md).
+# ROW_CACHE = "auto" (default): "rows" for WordCharEmbed.v2, "features" for v1, i.e. the fastest exact mode.
 # ROW_CACHE = "off": the thinc path.
 # A model's cache is emptied by any training pass (parameters only change after one) and whenever a parameter
 # array, a torch tensor or the vectors table is replaced (``initialize``, ``from_bytes``/``from_disk``,
 # ``use_params``); after editing parameters in place by hand, call ``clear_row_cache``.
-ROW_CACHE = "features"
+ROW_CACHE = "auto"
 ROW_CACHE_SIZE = 20_000  # tokens per model (2.8 KB each in "features" mode); the cache starts over when full
 _ROW_CACHES: Dict[int, "_RowCache"] = {}  # model.id -> cache (thinc Models take no attributes or weak references)
 
@@ -179,16 +215,25 @@ def _same_signature(a: Tuple[tuple, tuple], b: Tuple[tuple, tuple]) -> bool:
     return len(a[0]) == len(b[0]) and all(x is y for x, y in zip(a[0], b[0])) and a[1] == b[1]
 
 
+def row_cache_mode(model: Model) -> str:
+    """The cache mode ``ROW_CACHE`` means for a WordCharEmbed ``model``: "auto" is "rows" when its char BiLSTM's
+    prediction is batch-independent (v2), else "features"."""
+    if ROW_CACHE != "auto":
+        return ROW_CACHE
+    return "rows" if _parts(model)[1].attrs.get("predict_batch_independent") else "features"
+
+
 def _predict_rows(model: Model, docs: List[Doc]) -> List[numpy.ndarray]:
     """Each doc's embedding rows [n_i, width], computing only what the cache does not hold."""
     vocab = docs[0].vocab
     signature = _signature(model, vocab)
+    mode = row_cache_mode(model)
     cache = _ROW_CACHES.get(model.id)
-    if cache is None or not _same_signature(cache.signature, signature) or cache.mode != ROW_CACHE:
+    if cache is None or not _same_signature(cache.signature, signature) or cache.mode != mode:
         extractor = model.layers[0].layers[0].layers[0].layers[0]  # mixed > concatenate > feature chain > extractor
         columns = [ORTH, LOWER] + [intify_attr(a) for a in extractor.attrs["columns"]]
-        row_width = model.get_dim("nO") if ROW_CACHE == "rows" else _concat_slices(model)[1]
-        cache = _ROW_CACHES[model.id] = _RowCache(signature, columns, ROW_CACHE, row_width)
+        row_width = model.get_dim("nO") if mode == "rows" else _concat_slices(model)[1]
+        cache = _ROW_CACHES[model.id] = _RowCache(signature, columns, mode, row_width)
     arrays = [doc.to_array(cache.columns) for doc in docs]
     table = arrays[0] if len(arrays) == 1 else numpy.concatenate(arrays)
     table = numpy.ascontiguousarray(table, dtype="uint64")
@@ -334,12 +379,20 @@ def char_ids(text: str, max_chars: int) -> List[int]:
     return [ord(c) if 0 < ord(c) < 128 else 128 + ord(c) % 128 for c in text] or [N_CHAR_IDS - 1]
 
 
-def CharBiLSTMEmbed(char_dim: int, width: int, max_chars: int) -> Model[List[Doc], Ragged]:
-    """docs -> Ragged [n_tokens, width]; each distinct word of the batch runs through the char BiLSTM once."""
+def CharBiLSTMEmbed(char_dim: int, width: int, max_chars: int, batch_independent: bool = False) -> Model[List[Doc], Ragged]:
+    """docs -> Ragged [n_tokens, width]; each distinct word of the batch runs through the char BiLSTM once.
+
+    ``batch_independent``: prediction on the CPU uses ``char_bilstm_predict`` (a word's vector does not depend on the
+    batch) instead of torch's LSTM; training always runs torch's LSTM. The function is held in the attr
+    ``predict_batch_independent``, which thinc cannot serialize, so saved weights do not carry it from one version to
+    the other."""
     if width % 2:
         raise ValueError(f"WordCharEmbed: char_width must be even (both directions), got {width}")
     lstm = PyTorchWrapper(CharBiLSTM(char_dim, width // 2), convert_inputs=_char_inputs)
-    return Model("char_bilstm_embed", _char_forward, layers=[lstm], attrs={"max_chars": max_chars}, dims={"nO": width})
+    attrs = {"max_chars": max_chars}
+    if batch_independent:
+        attrs["predict_batch_independent"] = char_bilstm_predict
+    return Model("char_bilstm_embed", _char_forward, layers=[lstm], attrs=attrs, dims={"nO": width})
 
 
 def _char_inputs(model: Model, X: Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray], is_train: bool):
@@ -365,9 +418,13 @@ def _char_batch(strings, keys: List[int], max_chars: int, memo: Optional[dict] =
 
 
 def _char_rows(model: Model, strings, keys: List[int], memo: Optional[dict] = None) -> numpy.ndarray:
-    """The char BiLSTM's rows [n, width] for ORTH keys (prediction on the CPU): the torch module called directly."""
+    """The char BiLSTM's rows [n, width] for ORTH keys (prediction on the CPU): the torch module called directly, or
+    the batch-independent numpy LSTM (v2)."""
     chars, word_lengths, token_rows = _char_batch(strings, keys, model.attrs["max_chars"], memo)
     module = torch_module(model.layers[0])
+    batch_independent = model.attrs.get("predict_batch_independent")
+    if batch_independent is not None:
+        return batch_independent(model.ops, module, chars, word_lengths)[token_rows]
     with torch.inference_mode():
         Y = module(torch.from_numpy(chars), torch.from_numpy(word_lengths), torch.from_numpy(token_rows))
     return Y.numpy()
@@ -379,6 +436,8 @@ def _char_forward(model: Model, docs: List[Doc], is_train: bool):
     if int(lengths.sum()) == 0:
         return Ragged(model.ops.alloc2f(0, width), lengths), lambda dY: []
     keys = numpy.concatenate([doc.to_array(ORTH) for doc in docs]).tolist()
+    if not is_train and model.attrs.get("predict_batch_independent") is not None and isinstance(model.ops, NumpyOps):
+        return Ragged(_char_rows(model, docs[0].vocab.strings, keys), lengths), lambda dY: []
     chars, word_lengths, token_rows = _char_batch(docs[0].vocab.strings, keys, model.attrs["max_chars"])
     Y, backprop_lstm = model.layers[0]((chars, word_lengths, token_rows), is_train)
 

@@ -97,6 +97,7 @@ def same_tokens_bio(example: Example) -> Optional[List[str]]:
         "partial_labels": "off",
         "unlabelled_as": "absent",
         "unlabelled_o_weight": 0.0,
+        "min_confidence": 0.0,
         "spans_key": SPANS_KEY,
         "scorer": {"@scorers": "spacy_mtlave.ave_scorer.v1"},
     },
@@ -111,6 +112,7 @@ def make_ave_tagger(
     partial_labels: str,
     unlabelled_as: str,
     unlabelled_o_weight: float,
+    min_confidence: float,
     spans_key: str,
     scorer: Optional[Callable],
 ) -> "AVETagger":
@@ -122,10 +124,14 @@ def make_ave_tagger(
     ``unlabelled_as``: what an unlabelled token of such a doc may be besides ``O``: ``absent`` (a value of an
     attribute the doc's source did not list, ``doc._.known_attributes``) or ``any`` attribute.
     ``unlabelled_o_weight`` w in [0, 1]: such docs learn from (1 - w) x the partial-label loss + w x the full-label
-    loss (unlabelled tokens as ``O``), a prior towards ``O`` for what no label covers."""
+    loss (unlabelled tokens as ``O``), a prior towards ``O`` for what no label covers.
+    ``min_confidence``: a predicted span whose confidence (mean marginal of its tags) is below this is not written
+    (neither to ``doc.ents`` nor to ``doc.spans``): a precision/recall knob applied at prediction only, changeable
+    when loading (``spacy.load(path, config={"components": {name: {"min_confidence": 0.5}}})``); 0 keeps every span."""
     return AVETagger(
         nlp.vocab, model, name, vertical=vertical, bio_constraints=bio_constraints, partial_labels=partial_labels,
-        unlabelled_as=unlabelled_as, unlabelled_o_weight=unlabelled_o_weight, spans_key=spans_key, scorer=scorer,
+        unlabelled_as=unlabelled_as, unlabelled_o_weight=unlabelled_o_weight, min_confidence=min_confidence,
+        spans_key=spans_key, scorer=scorer,
     )
 
 
@@ -133,7 +139,7 @@ class AVETagger(SizedFromCfg, TrainablePipe):
     """BIO tagging with a CRF; writes ``doc.ents``, ``doc.spans[spans_key]`` and ``span._.confidence``
     (the mean CRF marginal probability of the span's tags)."""
 
-    settings_keys = ("vertical", "partial_labels", "unlabelled_as", "unlabelled_o_weight")
+    settings_keys = ("vertical", "partial_labels", "unlabelled_as", "unlabelled_o_weight", "min_confidence")
 
     def __init__(
         self,
@@ -146,6 +152,7 @@ class AVETagger(SizedFromCfg, TrainablePipe):
         partial_labels: str = "off",
         unlabelled_as: str = "absent",
         unlabelled_o_weight: float = 0.0,
+        min_confidence: float = 0.0,
         spans_key: str = SPANS_KEY,
         scorer: Optional[Callable] = None,
     ) -> None:
@@ -155,6 +162,8 @@ class AVETagger(SizedFromCfg, TrainablePipe):
             raise ValueError(f"{name}: unlabelled_as must be one of {', '.join(UNLABELLED_AS)}, got {unlabelled_as!r}")
         if not 0.0 <= unlabelled_o_weight <= 1.0:
             raise ValueError(f"{name}: unlabelled_o_weight must be in [0, 1], got {unlabelled_o_weight!r}")
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"{name}: min_confidence must be in [0, 1], got {min_confidence!r}")
         self.vocab = vocab
         self.model = model
         self.name = name
@@ -162,8 +171,15 @@ class AVETagger(SizedFromCfg, TrainablePipe):
         self.n_inconsistent = 0  # partially labelled docs skipped because no tag sequence fits their known spans
         self.cfg = {
             "labels": [], "vertical": vertical, "bio_constraints": bio_constraints, "partial_labels": partial_labels,
-            "unlabelled_as": unlabelled_as, "unlabelled_o_weight": unlabelled_o_weight, "spans_key": spans_key,
+            "unlabelled_as": unlabelled_as, "unlabelled_o_weight": unlabelled_o_weight, "min_confidence": min_confidence,
+            "spans_key": spans_key,
         }
+
+    def set_min_confidence(self, value: float) -> None:
+        """Change the prediction-time confidence floor (``min_confidence``) of a loaded tagger."""
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{self.name}: min_confidence must be in [0, 1], got {value!r}")
+        self.cfg["min_confidence"] = float(value)
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -255,6 +271,7 @@ class AVETagger(SizedFromCfg, TrainablePipe):
     def set_annotations(self, docs: Iterable[Doc], predictions: List[Tuple[List[int], numpy.ndarray]]) -> None:
         tags = self.tags
         key = self.cfg["spans_key"]
+        floor = self.cfg.get("min_confidence", 0.0)
         for doc, (path, probs) in zip(docs, predictions):
             if not self.accepts(doc):
                 continue
@@ -268,8 +285,11 @@ class AVETagger(SizedFromCfg, TrainablePipe):
                     end -= 1
                 if start == end:
                     continue
+                confidence = span_mean(probs, start, end)
+                if confidence < floor:
+                    continue
                 span = Span(doc, start, end, label=label)
-                span._.confidence = span_mean(probs, start, end)
+                span._.confidence = confidence
                 spans.append(span)
             doc.set_ents(spans, default="outside")
             doc.spans[key] = spans
