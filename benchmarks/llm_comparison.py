@@ -47,6 +47,8 @@ LABELS = {
 for _name, _label in list(LABELS.items()):
     for _votes in (1, 2, 3):
         LABELS[f"{_name}_ensemble3_votes{_votes}"] = f"{_label}; the 3 seeds' runs voting, a value kept with >= {_votes} votes"
+    for _floor in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+        LABELS[f"{_name}_floor{_floor:g}"] = f"{_label}; min_confidence {_floor:g} (chosen on dev)"
 PUBLISHED = [
     ("GPT-4-0613, 10 shots by semantic similarity, JSON schema with example values, shuffled ensemble", "large", "85.26", "81.68", "83.43"),
     ("same, without the ensemble", "large", "-", "-", "82.16"),
@@ -122,9 +124,10 @@ def models_of(target: Path) -> Dict[str, Path]:
     return models
 
 
-def score(target: Path, eval_file: Path, name: str) -> Optional[Dict]:
-    """Attribute-value scores of a finished system on ``eval_file`` with the inference cost (cached per file)."""
-    cache = target / f"av_{name}.json"
+def score(target: Path, eval_file: Path, name: str, floor: float = 0.0) -> Optional[Dict]:
+    """Attribute-value scores of a finished system on ``eval_file`` with the inference cost (cached per file and
+    ``min_confidence`` floor)."""
+    cache = target / (f"av_{name}.json" if floor == 0 else f"av_{name}_floor{floor:g}.json")
     if cache.is_file():
         return srsly.read_json(cache)
     models = models_of(target)
@@ -133,8 +136,11 @@ def score(target: Path, eval_file: Path, name: str) -> Optional[Dict]:
     import spacy
 
     from spacy_mtlave.evaluation.attribute_values import evaluate_attribute_values
+    from spacy_mtlave.pipeline.tagger import set_min_confidence
 
     nlps = {vertical: spacy.load(path) for vertical, path in models.items()}
+    for nlp in nlps.values():
+        set_min_confidence(nlp, floor)
     start = time.process_time()
     scores = evaluate_attribute_values(nlps, eval_file)
     seconds = time.process_time() - start  # prediction only (pipelines loaded before)
@@ -240,6 +246,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=None, help="Write OUTPUT.md and OUTPUT.json")
     parser.add_argument("--collect-only", action="store_true")
     parser.add_argument("--errors", action="store_true", help="Also break the test slots of seed 0's runs down by error kind")
+    parser.add_argument("--floor-grid", type=float, nargs="*", default=[], help="min_confidence values; per system the one with the best mean dev micro-F1 over the seeds is also scored on --eval (a row)")
     parser.add_argument("--ensemble-votes", type=int, nargs="*", default=[], help="Also score each system's seeds voting on each value, for each of these min-votes settings")
     a = parser.parse_args()
     if not a.collect_only:
@@ -258,6 +265,18 @@ def main() -> None:
                 scores = score(run_dir(a.out, split, seed, system), eval_file, a.eval)
                 if scores is not None:
                     results.setdefault((system, split), []).append(scores)
+            if a.floor_grid:
+                dev_file = dev_jsonl(a.data / SPLIT_FILES[split], a.out / f"dev_{split}.jsonl")
+                sweep = {f: [score(run_dir(a.out, split, seed, system), dev_file, "dev", f) for seed in a.seeds] for f in a.floor_grid}
+                sweep = {f: [r["overall"]["micro"]["f1"] for r in runs if r is not None] for f, runs in sweep.items()}
+                if all(sweep.values()) and len({len(v) for v in sweep.values()}) == 1:
+                    best = max(a.floor_grid, key=lambda f: (sum(sweep[f]) / len(sweep[f]), -f))
+                    print(f"{system} {split}: min_confidence chosen on dev {best:g} (" + ", ".join(f"{f:g}: {100 * sum(v) / len(v):.1f}" for f, v in sweep.items()) + ")")
+                    if best > 0:
+                        for seed in a.seeds:
+                            scores = score(run_dir(a.out, split, seed, system), eval_file, a.eval, best)
+                            if scores is not None:
+                                results.setdefault((f"{system}_floor{best:g}", split), []).append(dict(scores, min_confidence=best))
             targets = [run_dir(a.out, split, seed, system) for seed in a.seeds]
             for votes in a.ensemble_votes:
                 cache = a.out / split / "ensembles" / f"{system}_seeds{'-'.join(map(str, a.seeds))}_votes{votes}_{a.eval}.json"

@@ -89,12 +89,10 @@ def load_with_floor(model: Path, floor: float):
     """The pipeline with every ``ave_tagger``'s ``min_confidence`` set to ``floor``."""
     import spacy
 
-    from spacy_mtlave.pipeline.tagger import AVETagger
+    from spacy_mtlave.pipeline.tagger import set_min_confidence
 
     nlp = spacy.load(model)
-    for _, pipe in nlp.pipeline:
-        if isinstance(pipe, AVETagger):
-            pipe.set_min_confidence(floor)
+    set_min_confidence(nlp, floor)
     return nlp
 
 
@@ -106,6 +104,7 @@ def dev_floor_scores(target: Path, grid: List[float]) -> Dict[str, float]:
     if not todo or not (target / "run.json").is_file():
         return {k: v for k, v in out.items() if float(k) in grid}
     from spacy_mtlave.evaluation.evaluate import evaluate_pipeline
+    from spacy_mtlave.pipeline.tagger import set_min_confidence
 
     info = srsly.read_json(target / "run.json")
     per_floor: Dict[str, List[float]] = {f"{f:g}": [] for f in todo}
@@ -113,9 +112,7 @@ def dev_floor_scores(target: Path, grid: List[float]) -> Dict[str, float]:
         nlp = load_with_floor((target / paths["model"]).resolve(), 0.0)
         dev = (target / paths["corpus"]).resolve() / "dev.spacy"
         for floor in todo:
-            for _, pipe in nlp.pipeline:
-                if hasattr(pipe, "set_min_confidence"):
-                    pipe.set_min_confidence(floor)
+            set_min_confidence(nlp, floor)
             per_floor[f"{floor:g}"].append(evaluate_pipeline(nlp, dev)["ents_f"])
     out.update({k: mean(v) for k, v in per_floor.items()})
     srsly.write_json(cache, out)

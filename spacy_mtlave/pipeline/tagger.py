@@ -135,6 +135,14 @@ def make_ave_tagger(
     )
 
 
+def set_min_confidence(nlp: Language, value: float) -> int:
+    """Set ``min_confidence`` on every ``ave_tagger`` of a loaded pipeline; returns how many there are."""
+    taggers = [pipe for _, pipe in nlp.pipeline if isinstance(pipe, AVETagger)]
+    for tagger in taggers:
+        tagger.set_min_confidence(value)
+    return len(taggers)
+
+
 class AVETagger(SizedFromCfg, TrainablePipe):
     """BIO tagging with a CRF; writes ``doc.ents``, ``doc.spans[spans_key]`` and ``span._.confidence``
     (the mean CRF marginal probability of the span's tags)."""
