@@ -128,9 +128,7 @@ def extract_lines(
 ) -> Iterator[Dict[str, Any]]:
     """One output record per input line, in order, lazily. ``max_length``: longer texts are error records
     (default: ``nlp.max_length``). ``n_process > 1``: see :func:`annotate_parallel`."""
-    check_settings(batch_size, n_process, max_length)
-    if max_length is not None:
-        nlp.max_length = max_length
+    apply_settings(nlp, batch_size, n_process, max_length)
     parsed = (parse_line(raw, n, text_field, id_field, nlp.max_length) for n, raw in enumerate(lines, start=1))
     return annotate_in(nlp, parsed, batch_size, n_process)
 
@@ -145,9 +143,7 @@ def extract_rows(
     max_length: Optional[int] = None,
 ) -> Iterator[Dict[str, Any]]:
     """:func:`extract_lines` for records already read (Parquet rows): one output record per row, in order."""
-    check_settings(batch_size, n_process, max_length)
-    if max_length is not None:
-        nlp.max_length = max_length
+    apply_settings(nlp, batch_size, n_process, max_length)
     parsed = (check_record(row, n, text_field, id_field, nlp.max_length) for n, row in enumerate(rows, start=1))
     return annotate_in(nlp, parsed, batch_size, n_process)
 
@@ -206,6 +202,13 @@ def check_settings(batch_size: Optional[int], n_process: int, max_length: Option
     for option, value in (("--batch-size", batch_size), ("--n-process", n_process), ("--max-length", max_length)):
         if value is not None and value < 1:
             raise ValueError(f"{option} must be at least 1, got {value}")
+
+
+def apply_settings(nlp: Language, batch_size: Optional[int], n_process: int, max_length: Optional[int]) -> None:
+    """Check the settings (``check_settings``) and give the pipeline ``max_length`` when set."""
+    check_settings(batch_size, n_process, max_length)
+    if max_length is not None:
+        nlp.max_length = max_length
 
 
 @dataclass
