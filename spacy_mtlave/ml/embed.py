@@ -6,6 +6,7 @@ it), whose prediction on the CPU computes each token's row independently of the 
 bit, so whole rows are cached exactly (``ROW_CACHE = "auto"``).
 """
 import threading
+import weakref
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy
@@ -110,7 +111,7 @@ def _skip_empty_forward(model: Model, docs: List[Doc], is_train: bool):
     """A batch without tokens (empty texts) skips the layers and returns [0, width] arrays. Prediction on the CPU
     takes the direct path of ``_predict_rows`` (row cache, no thinc wrappers); a training pass empties the cache."""
     if is_train:
-        _ROW_CACHES.pop(model.id, None)
+        model.attrs.pop(ROW_CACHE_ATTR, None)
     if sum(len(doc) for doc in docs) == 0:
         return [model.ops.alloc2f(0, model.get_dim("nO")) for _ in docs], lambda dY: []
     if not is_train and ROW_CACHE in ("auto", "features", "rows") and isinstance(model.ops, NumpyOps):
@@ -136,15 +137,20 @@ def _skip_empty_forward(model: Model, docs: List[Doc], is_train: bool):
 # ``use_params``); after editing parameters in place by hand, call ``clear_row_cache``.
 ROW_CACHE = "auto"
 ROW_CACHE_SIZE = 20_000  # tokens per model (2.8 KB each in "features" mode); the cache starts over when full
-_ROW_CACHES: Dict[int, "_RowCache"] = {}  # model.id -> cache (thinc Models take no attributes or weak references)
+# A model's cache lives in its own attrs, so it goes when the model goes (a module-level registry kept every
+# pipeline ever used for prediction alive, vectors table included). thinc's serialization skips it (not msgpack-able)
+# and a copied model starts without one.
+ROW_CACHE_ATTR = "row_cache"
+_LIVE_CACHES: "weakref.WeakSet[_RowCache]" = weakref.WeakSet()  # for clear_row_cache() without a model
 
 
 class _RowCache:
     """Rows of the tokens seen so far: ``index`` (token key -> row of ``table``). In "features" mode a row is laid out
     as the Maxout layer's input (hashed features, char BiLSTM, vectors) with the char columns left zero."""
 
-    def __init__(self, signature: Tuple[tuple, tuple], columns: List[int], mode: str, row_width: int) -> None:
+    def __init__(self, signature: Tuple[tuple, tuple], nodes: Tuple[list, list], columns: List[int], mode: str, row_width: int) -> None:
         self.signature = signature
+        self.nodes = nodes  # ([(node, param name)], [PyTorchWrapper layers]) of the model, walked once
         self.columns = columns  # ORTH, LOWER, then the hashed attrs
         self.mode = mode
         self.index: Dict[bytes, int] = {}
@@ -165,14 +171,25 @@ class _RowCache:
         self.index.clear()
         self.char_ids.clear()
 
+    def __deepcopy__(self, memo) -> None:  # Model.copy() deep-copies attrs: the copy starts without a cache
+        return None
+
+
+def row_cache_of(model: Model) -> Optional[_RowCache]:
+    """The prediction row cache of a WordCharEmbed ``model`` (None before its first prediction or after a training
+    pass)."""
+    return model.attrs.get(ROW_CACHE_ATTR)
+
 
 def clear_row_cache(model: Optional[Model] = None) -> None:
     """Empty the prediction row cache of the WordCharEmbed layers under ``model`` (e.g. a tok2vec), or all caches."""
     if model is None:
-        _ROW_CACHES.clear()
+        for cache in list(_LIVE_CACHES):
+            cache.signature = ((), ())  # never equal to a model's: rebuilt at the next prediction
+            cache.clear()
         return
     for node in model.walk():
-        _ROW_CACHES.pop(node.id, None)
+        node.attrs.pop(ROW_CACHE_ATTR, None)
 
 
 def _parts(model: Model) -> Tuple[Model, Model, Optional[Model], Model]:
@@ -185,19 +202,15 @@ def _parts(model: Model) -> Tuple[Model, Model, Optional[Model], Model]:
     return parts[0].layers[-1].layers[0], parts[1], static, mix.layers[0]
 
 
-_PARAM_NODES: Dict[int, Tuple[list, list]] = {}  # model.id -> ([(node, param name)], [PyTorchWrapper layers])
+def _param_nodes(model: Model) -> Tuple[list, list]:
+    """([(node, param name)], [PyTorchWrapper layers]) under ``model``."""
+    return [(node, name) for node in model.walk() for name in node.param_names], [node for node in model.walk() if node.shims]
 
 
-def _signature(model: Model, vocab) -> Tuple[tuple, tuple]:
+def _signature(model: Model, vocab, nodes: Tuple[list, list]) -> Tuple[tuple, tuple]:
     """(objects, values) that change when a parameter of ``model`` or the vectors table is replaced: every parameter
     array, torch module and the vectors table and its data (held here, so their ids cannot be reused while the cache
     lives; compared by identity), and each torch tensor's address and in-place version counter."""
-    nodes = _PARAM_NODES.get(model.id)
-    if nodes is None:
-        nodes = _PARAM_NODES[model.id] = (
-            [(node, name) for node in model.walk() for name in node.param_names],
-            [node for node in model.walk() if node.shims],
-        )
     params, wrappers = nodes
     objects: list = [node.get_param(name) if node.has_param(name) else None for node, name in params]
     values: list = []
@@ -226,14 +239,16 @@ def row_cache_mode(model: Model) -> str:
 def _predict_rows(model: Model, docs: List[Doc]) -> List[numpy.ndarray]:
     """Each doc's embedding rows [n_i, width], computing only what the cache does not hold."""
     vocab = docs[0].vocab
-    signature = _signature(model, vocab)
+    cache = row_cache_of(model)
+    nodes = cache.nodes if cache is not None else _param_nodes(model)
+    signature = _signature(model, vocab, nodes)
     mode = row_cache_mode(model)
-    cache = _ROW_CACHES.get(model.id)
     if cache is None or not _same_signature(cache.signature, signature) or cache.mode != mode:
         extractor = model.layers[0].layers[0].layers[0].layers[0]  # mixed > concatenate > feature chain > extractor
         columns = [ORTH, LOWER] + [intify_attr(a) for a in extractor.attrs["columns"]]
         row_width = model.get_dim("nO") if mode == "rows" else _concat_slices(model)[1]
-        cache = _ROW_CACHES[model.id] = _RowCache(signature, columns, mode, row_width)
+        cache = model.attrs[ROW_CACHE_ATTR] = _RowCache(signature, nodes, columns, mode, row_width)
+        _LIVE_CACHES.add(cache)
     arrays = [doc.to_array(cache.columns) for doc in docs]
     table = arrays[0] if len(arrays) == 1 else numpy.concatenate(arrays)
     table = numpy.ascontiguousarray(table, dtype="uint64")

@@ -1,7 +1,8 @@
 """Issue 20: the prediction fast path (row cache and direct layer calls in the embedding, one-doc LSTM call, direct
 emission layer, cached numpy CRF with mask-free batch-1 Viterbi and forward-backward) gives the reference path's
-outputs: the same predictions and the same confidences, bit for bit in the default ``ROW_CACHE = "features"`` (the
-issue asks for 1e-6); the opt-in ``"rows"`` mode keeps the predictions and confidences to 1e-5. On many titles,
+outputs: the same predictions and the same confidences, bit for bit in the default ``ROW_CACHE = "auto"`` (which is
+"features" for this ``WordCharEmbed.v1`` pipeline; the issue asks for 1e-6); the opt-in ``"rows"`` mode keeps the
+predictions and confidences to 1e-5 for v1 (v2, bit for bit: ``test_exact_row_cache.py``). On many titles,
 including empty and one-token texts."""
 import random
 
@@ -107,13 +108,13 @@ def test_cache_is_emptied_by_training_and_by_loading(nlp, trained_single, data_d
     text = "Lavazza dark espresso , 12 oz"
     before = ents(nlp(text))
     embed = nlp.get_pipe("tok2vec").model.layers[0]
-    assert embed_module._ROW_CACHES.get(embed.id) is not None
+    assert embed_module.row_cache_of(embed) is not None
     docs = list(DocBin().from_disk(data_dir / "coffee" / "train.spacy").get_docs(nlp.vocab))[:20]
     examples = [Example(nlp.make_doc(d.text), d) for d in docs]
     optimizer = nlp.resume_training()
     for _ in range(3):
         nlp.update(examples, sgd=optimizer)
-    assert embed_module._ROW_CACHES.get(embed.id) is None  # emptied by the training pass
+    assert embed_module.row_cache_of(embed) is None  # emptied by the training pass
     after = ents(nlp(text))
     assert_same(after, reference(nlp, text), exact=True)  # new parameters, no stale rows
     assert [a[3] for a in after] != [b[3] for b in before]
@@ -128,7 +129,7 @@ def test_cache_size_bound(nlp, monkeypatch):
     for text, exp in zip(texts, expected):
         assert_same(ents(nlp(text)), exp, exact=True)
     embed = nlp.get_pipe("tok2vec").model.layers[0]
-    assert len(embed_module._ROW_CACHES[embed.id].index) <= 25  # at most one title's tokens past the bound
+    assert len(embed_module.row_cache_of(embed).index) <= 25  # at most one title's tokens past the bound
 
 
 def test_numpy_crf_snapshot_follows_parameter_changes():
@@ -196,3 +197,22 @@ def test_threads_share_the_cache_safely(nlp):
         got = list(pool.map(lambda t: ents(nlp(t)), texts * 3))
     for g, e in zip(got, expected * 3):
         assert_same(g, e, exact=True)
+
+
+def test_a_deleted_pipeline_is_freed_after_predicting(trained_single):
+    """The row cache lives in the model's attrs: predicting must not keep a pipeline (and its vectors) alive after the
+    user drops it, and a copied model starts without the cache."""
+    import gc
+    import weakref
+
+    import spacy
+
+    nlp = spacy.load(trained_single)
+    list(nlp.pipe(["Lavazza dark roast espresso, 12 oz", "Folgers classic roast"]))
+    embed = next(node for node in nlp.get_pipe("tok2vec").model.walk() if embed_module.row_cache_of(node) is not None)
+    assert embed_module.row_cache_of(embed.copy()) is None
+    assert embed.to_bytes()  # the cache does not break serialization
+    alive = weakref.ref(nlp)
+    del nlp, embed
+    gc.collect()
+    assert alive() is None
