@@ -3,12 +3,13 @@ ave_tagger pipelines and spaCy ``ner`` pipelines, side by side in one process.
 
 Run (one torch / BLAS thread):
     OMP_NUM_THREADS=1 python benchmarks/bench_latency.py --system ours=/tmp/bench_ours/model-best \\
-        --system ours_rows=/tmp/bench_ours/model-best@rows \\
+        --system ours_v2=/tmp/bench_ours_v2/model-best --system ours_rows=/tmp/bench_ours/model-best@rows \\
         --system ner_eff=/tmp/bench_ner_eff/model-best --system ner=/tmp/bench_ner/model-best --baseline ner_eff
 
-``name=path@mode`` runs an ave_tagger pipeline with ``spacy_mtlave.ml.embed.ROW_CACHE = mode`` (``features``, the
-default; ``rows``; ``off``). Every pipeline first annotates the ``--warm`` titles (default: the training titles, as a
-request handler would have seen its catalog), then the rounds run: in each round every system (in a rotating order)
+``name=path@mode`` runs an ave_tagger pipeline with ``spacy_mtlave.ml.embed.ROW_CACHE = mode`` (``auto``, the
+default: whole rows for ``WordCharEmbed.v2``, features for v1; ``features``; ``rows``; ``off``). Every pipeline first
+annotates the ``--warm`` titles (default: the training titles, as a request handler would have seen its catalog), then
+the rounds run: in each round every system (in a rotating order)
 annotates every test title once with ``nlp(title)`` (each call timed: the latency percentiles pool all rounds), then
 ``nlp.pipe(texts, batch_size=B)`` over the test titles repeated to ``--n-texts`` for each larger batch size. Words are
 spaCy tokens; tokenization is included for every system. Reported: percentiles over every timed call, words/s as the
@@ -29,7 +30,7 @@ from spacy.tokens import DocBin
 
 def load_system(spec: str) -> Tuple[Language, str]:
     path, _, mode = spec.partition("@")
-    return spacy.load(path), mode or "features"
+    return spacy.load(path), mode or "auto"
 
 
 def set_mode(mode: str) -> None:

@@ -13,7 +13,7 @@ import numpy
 import torch
 from thinc.api import Ops
 
-_WEIGHTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # module -> (parameters, their versions, step weights)
+_WEIGHTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # module -> (parameter copies, step weights)
 
 
 def char_bilstm_predict(ops: Ops, module: torch.nn.Module, chars: numpy.ndarray, lengths: numpy.ndarray) -> numpy.ndarray:
@@ -45,14 +45,17 @@ def char_bilstm_predict(ops: Ops, module: torch.nn.Module, chars: numpy.ndarray,
 
 
 def step_weights(ops: Ops, module: torch.nn.Module):
-    """``_step_weights``, kept while ``module`` has the same parameter tensors (held, compared by identity) at the same
-    in-place version (optimizer steps and ``load_state_dict`` bump it)."""
-    params = tuple(module.parameters())
-    versions = tuple(p._version for p in params)
+    """``_step_weights``, kept while ``module``'s parameters stay equal (compared by value each call, ~25k floats:
+    thinc's optimizers write into the tensors' memory, so neither identity nor torch's version counter would do)."""
+    params = tuple(p.detach() for p in module.parameters())
     cached = _WEIGHTS.get(module)
-    if cached is None or len(cached[0]) != len(params) or any(a is not b for a, b in zip(cached[0], params)) or cached[1] != versions:
-        cached = _WEIGHTS[module] = (params, versions, _step_weights(ops, module))
-    return cached[2]
+    if cached is not None:
+        copies, weights = cached
+        if len(copies) == len(params) and all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(copies, params)):
+            return weights
+    weights = _step_weights(ops, module)
+    _WEIGHTS[module] = (tuple(p.clone() for p in params), weights)
+    return weights
 
 
 def _step_weights(ops: Ops, module: torch.nn.Module):
