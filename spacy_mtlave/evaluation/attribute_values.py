@@ -8,6 +8,7 @@ VC the prediction equals one of the gold values exactly; VW any other prediction
 P = VC / (NV + VC + VW), R = VC / (VN + VC + VW), F1 their harmonic mean; micro over all slots, macro the mean over
 (category, attribute) pairs that have a slot other than NN (their protocol). Attributes predicted for an offer whose
 record does not list them are not counted; ``strict`` counts each as NV (one extra slot)."""
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,7 +148,8 @@ def evaluate_attribute_values(
     offers of ``test_path`` and score them. A list of pipelines for a category is an ensemble: they vote on each
     attribute's value (``value_vote.vote_values``; ``min_votes`` None: a majority). A category without a model
     predicts nothing (all its slots are NN or VN) and is named with its offer count in ``categories_without_model``;
-    ``models_without_offers`` names the models that had nothing to do."""
+    ``models_without_offers`` names the models that had nothing to do; ``predict_cpu_seconds`` is the process time
+    of prediction alone (loading excluded)."""
     ensembles = {c: list(m) if isinstance(m, (list, tuple)) else [m] for c, m in models.items()}
     if min_votes is not None and not all(1 <= min_votes <= len(m) for m in ensembles.values()):
         raise ValueError(f"--min-votes must be between 1 and the smallest ensemble's size ({min(map(len, ensembles.values()), default=0)}), got {min_votes}")
@@ -156,6 +158,7 @@ def evaluate_attribute_values(
     by_category: Dict[str, List[int]] = defaultdict(list)
     for i, offer in enumerate(offers):
         by_category[offer.category].append(i)
+    predict_seconds = 0.0
     for category, rows in by_category.items():
         if category not in ensembles:
             continue
@@ -163,12 +166,15 @@ def evaluate_attribute_values(
         proposals: List[List[Dict[str, Tuple[str, float]]]] = [[] for _ in rows]
         for model in members:
             nlp = model if isinstance(model, Language) else spacy.load(model)
+            start = time.process_time()
             for k, doc in enumerate(nlp.pipe((offers[i].text for i in rows), batch_size=batch_size)):
                 proposals[k].append(scored_values(doc))
+            predict_seconds += time.process_time() - start
         for i, proposal in zip(rows, proposals):
             predictions[i] = vote_values(proposal, min_votes) if len(members) > 1 else {a: v for a, (v, _) in proposal[0].items()}
     scores = score_offers(offers, predictions, strict)
     scores["n_offers"] = len(offers)
+    scores["predict_cpu_seconds"] = predict_seconds  # nlp.pipe and value picking, pipelines loaded (process time)
     scores["ensemble_sizes"] = {c: len(m) for c, m in sorted(ensembles.items())}
     scores["categories_without_model"] = {c: len(rows) for c, rows in sorted(by_category.items()) if c not in models}
     scores["models_without_offers"] = sorted(set(models) - set(by_category))
