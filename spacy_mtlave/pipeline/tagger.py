@@ -45,7 +45,7 @@ nO = null
 @architectures = "spacy.Tok2Vec.v2"
 
 [model.tok2vec.embed]
-@architectures = "spacy_mtlave.WordCharEmbed.v1"
+@architectures = "spacy_mtlave.WordCharEmbed.v2"
 width = 128
 attrs = ["NORM","PREFIX","SUFFIX","SHAPE"]
 rows = [5000,1000,2500,2500]

@@ -16,6 +16,7 @@ from spacy_mtlave.ml.embed import N_CHAR_IDS, CharBiLSTM, char_ids, row_cache_mo
 from .test_predict_fast_path import ents, titles
 
 V2 = {"components.tok2vec.model.embed.@architectures": "spacy_mtlave.WordCharEmbed.v2"}
+V1 = {"components.tok2vec.model.embed.@architectures": "spacy_mtlave.WordCharEmbed.v1"}
 
 
 def random_words(rng: random.Random, n: int):
@@ -90,13 +91,13 @@ def test_numpy_char_bilstm_follows_parameter_changes(char_module):
 @pytest.fixture
 def nlp_v1(trained_single):
     embed_module.clear_row_cache()
-    return spacy.load(trained_single)
+    return spacy.load(trained_single, config=V1)  # the fixture's weights in the v1 architecture
 
 
 @pytest.fixture
 def nlp_v2(trained_single):
     embed_module.clear_row_cache()
-    return spacy.load(trained_single, config=V2)  # the v1 pipeline's weights in the v2 architecture
+    return spacy.load(trained_single, config=V2)  # the shipped configs' architecture (same weights as v1)
 
 
 def embed_of(nlp):

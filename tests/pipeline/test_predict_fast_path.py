@@ -65,10 +65,17 @@ def assert_same(got, expected, exact: bool, tolerance: float = 1e-6) -> None:
             assert abs(g[3] - e[3]) <= tolerance
 
 
+V1 = {"components.tok2vec.model.embed.@architectures": "spacy_mtlave.WordCharEmbed.v1"}
+
+
 @pytest.fixture
 def nlp(trained_single):
+    """The fixture pipeline as ``WordCharEmbed.v1`` (the shipped configs use v2; same weights), whose default path
+    must give the thinc path's outputs bit for bit."""
     embed_module.clear_row_cache()
-    return spacy.load(trained_single)
+    nlp = spacy.load(trained_single, config=V1)
+    assert embed_module.row_cache_mode(next(n for n in nlp.get_pipe("tok2vec").model.walk() if n.name == "word_char_embed")) == "features"
+    return nlp
 
 
 def test_batch_one_equals_the_reference_path(nlp):
