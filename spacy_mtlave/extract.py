@@ -256,7 +256,12 @@ def dumps_record(record: Dict[str, Any], line_no: int) -> Tuple[str, bool, int]:
         problem = "nested too deeply" if isinstance(err, RecursionError) else str(err)
         record, numbers = {"line": line_no, "error": f"field id cannot be written as JSON: {problem}"}, 0
         line = json.dumps(record, ensure_ascii=False)
-    return line, "error" in record, numbers
+    return line.translate(LINE_SEPARATORS), "error" in record, numbers
+
+
+# characters that str.splitlines() and many JSONL readers take as line breaks but json.dumps(ensure_ascii=False)
+# leaves raw inside strings: escaped, so one record stays one line
+LINE_SEPARATORS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
 def open_input(path: Path) -> IO[bytes]:

@@ -185,19 +185,21 @@ def one_in(odds: int) -> st.SearchStrategy:
 
 
 @st.composite
-def messy(draw, pairs, odd: int = 12):
+def messy(draw, pairs, odd: int = 12, keep=()):
     """``pairs`` of a record; now and then (1 in ``odd`` each) a value replaced by any JSON, a field dropped, a key
-    given twice or a field added."""
+    given twice or a field added; the fields named in ``keep`` are never touched (nor added again)."""
     pairs = list(pairs)
-    if pairs and draw(one_in(odd)):
-        i = draw(st.integers(0, len(pairs) - 1))
+    free = [i for i, (key, _) in enumerate(pairs) if key not in keep]
+    if free and draw(one_in(odd)):
+        i = draw(st.sampled_from(free))
         pairs[i] = (pairs[i][0], draw(json_values()))
-    if pairs and draw(one_in(odd)):
-        del pairs[draw(st.integers(0, len(pairs) - 1))]
-    if pairs and draw(one_in(odd // 2)):
-        pairs.append(draw(st.sampled_from(pairs)))
+    if free and draw(one_in(odd)):
+        del pairs[draw(st.sampled_from(free))]
+    free = [pair for pair in pairs if pair[0] not in keep]
+    if free and draw(one_in(odd // 2)):
+        pairs.append(draw(st.sampled_from(free)))
     if draw(one_in(odd // 2)):
-        pairs.append((draw(st.sampled_from(["extra", "n", "id"])), draw(json_values())))
+        pairs.append((draw(st.sampled_from([k for k in ("extra", "n", "id") if k not in keep])), draw(json_values())))
     return json_object(pairs)
 
 

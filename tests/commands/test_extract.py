@@ -179,3 +179,15 @@ def test_label_colours_are_deterministic_and_distinct():
     assert colors == label_colors(list(reversed(labels)))
     assert len(set(colors.values())) == len(labels)
     assert all(len(c) == 7 and c.startswith("#") for c in colors.values())
+
+
+def test_records_with_unicode_line_separators_stay_one_line():
+    """NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR are line breaks to str.splitlines() (found by the fuzz test with an
+    id of "\\x85"): they are written escaped, and the record reads back unchanged."""
+    import json
+
+    from spacy_mtlave.extract import dumps_record
+
+    record = {"id": "a\x85b\u2028c\u2029", "attributes": {"Brand": [{"value": "x\x85y", "start": 0, "end": 3, "confidence": 0.5}]}}
+    line, is_error, _ = dumps_record(record, 1)
+    assert not is_error and len(line.splitlines()) == 1 and json.loads(line) == record

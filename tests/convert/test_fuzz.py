@@ -75,7 +75,9 @@ def mave_record(draw):
         attributes.append(json_object([("key", json.dumps(key)), ("evidences", f"[{evidence}]")]))
     paragraphs = "[" + ", ".join(json_object([("text", json.dumps(t)), ("source", '"title"')]) for t in texts) + "]"
     category = draw(rarely(st.just(json.dumps(CATEGORIES[len(pid) % 3])), ['"Coffee"', "null", "3"], 20))  # mostly one per id
-    line = draw(messy([("id", pid), ("category", category), ("paragraphs", paragraphs), ("attributes", "[" + ", ".join(attributes) + "]")], odd=30))
+    # the id is kept as drawn: records are grouped by id, and mave_file counts the ids it drew
+    line = draw(messy([("id", pid), ("category", category), ("paragraphs", paragraphs), ("attributes", "[" + ", ".join(attributes) + "]")],
+                      odd=30, keep=("id",)))
     return line, pid
 
 
