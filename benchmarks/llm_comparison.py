@@ -246,6 +246,7 @@ def main() -> None:
     parser.add_argument("--collect-only", action="store_true")
     parser.add_argument("--errors", action="store_true", help="Also break the test slots of seed 0's runs down by error kind")
     parser.add_argument("--floor-grid", type=float, nargs="*", default=[], help="min_confidence values; per system the one with the best mean dev micro-F1 over the seeds is also scored on --eval (a row)")
+    parser.add_argument("--ensemble-systems", nargs="*", default=None, help="Systems whose seeds vote (default: every system)")
     parser.add_argument("--ensemble-votes", type=int, nargs="*", default=[], help="Also score each system's seeds voting on each value, for each of these min-votes settings")
     a = parser.parse_args()
     if not a.collect_only:
@@ -277,7 +278,7 @@ def main() -> None:
                             if scores is not None:
                                 results.setdefault((f"{system}_floor{best:g}", split), []).append(dict(scores, min_confidence=best))
             targets = [run_dir(a.out, split, seed, system) for seed in a.seeds]
-            for votes in a.ensemble_votes:
+            for votes in (a.ensemble_votes if a.ensemble_systems is None or system in a.ensemble_systems else []):
                 cache = a.out / split / "ensembles" / f"{system}_seeds{'-'.join(map(str, a.seeds))}_votes{votes}_{a.eval}.json"
                 scores = score_ensemble(targets, eval_file, a.eval, votes, cache)
                 if scores is not None:
