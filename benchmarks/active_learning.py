@@ -13,13 +13,20 @@ titles), selection by the vertical's own head.
 
 Everything runs in one process (no model written to disk): vectors are loaded once, every training run builds the
 pipeline from the config in memory. Results are appended to ``--raw`` (JSONL, one line per trained model) as they
-come, so a partial run keeps what finished; run again with the same arguments (or more ``--shares``), it resumes: the
-rounds already recorded are read back (their titles), and only the last of them is retrained to choose the next round
-from (training is deterministic for a given seed and data; the log says whether the retrained score equals the
-recorded one). ``--table-only`` tabulates them.
+come, so a partial run keeps what finished. Run again with the same arguments (or more ``--shares``), it resumes: the
+rounds already recorded are read back (their titles), and only the last of them is retrained, when an uncertainty
+strategy needs a model to choose the next round from (training is deterministic for a given seed and data; the log
+says whether the retrained score equals the recorded one). ``--table-only`` tabulates them; ``--previous-json`` with
+``--previous-variants`` reads an arm from a previous tabulation's JSON instead of from raw rows (when the raw files
+are gone), and the document says which rows were measured when.
 
     OMP_NUM_THREADS=1 python benchmarks/active_learning.py --seeds 0 1 2 --raw training/active_learning/raw.jsonl \\
         --output docs/results/active_learning
+    # the coupled arm only, then both arms, the single-task one read from the previous tabulation
+    OMP_NUM_THREADS=1 python benchmarks/active_learning.py --verticals --coupled-verticals Coffee ... --coupled-seeds 0 1 2 \\
+        --strategies least-confidence random --shares 0.2 0.3 0.4 --reference-variants coupled --raw training/active_learning/raw_coupled.jsonl
+    python benchmarks/active_learning.py --table-only --raw training/active_learning/raw_coupled.jsonl \\
+        --previous-json docs/results/active_learning.json --previous-variants single --output docs/results/active_learning
 
 Rounds are scored on the test split because that is the protocol of an annotation simulation (the learning curve is
 the result); no setting of the strategies or of training was chosen on it.
@@ -294,13 +301,13 @@ def run_grid(a) -> None:
                     labelled, model, previous = list(row["labelled"]), None, row
                     continue
                 resumed = False
-                if model is None:  # resuming: retrain the last recorded round to choose from (training is deterministic)
+                if model is None and strategy != "random":  # resuming: retrain the last recorded round to choose from (deterministic)
                     nlp, head, scores = train_and_score(labelled)
                     model = (nlp, head)
                     same = abs(scores["macro_f1"] - previous["macro_f1"]) < 1e-9
                     log(f"{variant} {vertical} seed {seed} {strategy}: resumed after {previous['share']:.0%}, retrained on its {len(labelled)} titles: "
                         f"macro-F1 {scores['macro_f1']:.3f} ({'same as' if same else 'DIFFERS from'} the recorded {previous['macro_f1']:.3f}; {scores['seconds']:.0f}s)")
-                nlp, head = model
+                nlp, head = model if model is not None else (None, None)  # random chooses without a model
                 size = int(round(share * total)) - len(labelled)
                 taken = set(labelled)
                 pool = [i for i in range(total) if i not in taken]
@@ -500,7 +507,11 @@ def arm_from_previous(path: Path, variant: str, strategies: Sequence[str]) -> di
         f"`{path}`{_git_note(path)}" + (f", the per-vertical table from `{path.with_suffix('.md')}`" if per_v else ""))
     models = v.get("models", md.get("models"))
     minutes = v.get("minutes", md.get("minutes"))
-    return {"variant": variant, "strategies": ran, "curves": {s: arm_curves[s] for s in ran}, "reference": ref,
+    if v.get("provenance") and f"`{path}`" not in provenance:  # the measurement as first recorded; the reading back is said, not stored
+        shown = f"{provenance}; read back from `{path}` (`--previous-json`)"
+    else:
+        shown = provenance
+    return {"variant": variant, "strategies": ran, "curves": {s: arm_curves[s] for s in ran}, "reference": ref, "shown_provenance": shown,
             "per_vertical": per_v, "per_vertical_reference": per_v_ref, "verticals": v.get("verticals", sorted(per_v)),
             "models": models, "minutes": minutes, "models_note": v.get("models_note", "the whole previous tabulation, both arms" if "models" not in v else ""),
             "provenance": provenance, "selection": v.get("selection", md.get("selection", [])), "previous": True}
@@ -579,12 +590,27 @@ def vertical_table(arm: dict, strategies: Optional[Sequence[str]] = None) -> str
 
 
 def comparison(single: dict, coupled: dict, strategies: Sequence[str]) -> Tuple[str, Dict]:
-    """Coupled minus single-task at equal label share (same verticals, seeds and 20% starts)."""
-    if sorted(single["verticals"]) != sorted(coupled["verticals"]):
-        return (f"Not comparable yet: the coupled arm has {', '.join(coupled['verticals'])}, the single-task arm "
-                f"{', '.join(single['verticals'])} (the means are over different verticals)."), {}
-    shares = sorted({sh for s in strategies for sh in coupled["curves"].get(s, {}) if sh in single["curves"].get(s, {})})
+    """Coupled minus single-task at equal label share (same verticals, seeds and 20% starts); per vertical (difference
+    of the means over each arm's seeds) for the verticals both arms have, even when the arms' vertical sets differ."""
     both = [s for s in strategies if s in coupled["curves"] and s in single["curves"]]
+    pv_s, pv_c = single.get("per_vertical") or {}, coupled.get("per_vertical") or {}
+    common = sorted(set(pv_s) & set(pv_c))
+    v_shares = sorted({sh for v in common for s in both for sh in pv_c[v].get(s, {}) if sh in pv_s[v].get(s, {})})
+    vlines = []
+    for vertical in common:
+        for s in both:
+            cs, ss = pv_c[vertical].get(s, {}), pv_s[vertical].get(s, {})
+            cells = [f"{cs[sh][0] - ss[sh][0]:+.1f}" if cs.get(sh) and ss.get(sh) else "-" for sh in v_shares]
+            vlines.append(f"| {vertical} | {s} | " + " | ".join(cells) + " |")
+    per_vertical_md = ""
+    if vlines:
+        per_vertical_md = ("Per vertical, coupled minus single-task (difference of the means over each arm's seeds):\n\n| vertical | strategy | "
+                           + " | ".join(f"{100 * sh:g}%" for sh in v_shares) + " |\n|---|---|" + "---|" * len(v_shares) + "\n" + "\n".join(vlines))
+    if sorted(single["verticals"]) != sorted(coupled["verticals"]):
+        md = (f"Not comparable as means over verticals: the coupled arm has {', '.join(coupled['verticals'])}, the single-task arm "
+              f"{', '.join(single['verticals'])}.")
+        return md + ("\n\n" + per_vertical_md if per_vertical_md else ""), {}
+    shares = sorted({sh for s in strategies for sh in coupled["curves"].get(s, {}) if sh in single["curves"].get(s, {})})
     if not shares or not both:
         return "", {}
     data: Dict = {"shares": shares, "difference": {}}
@@ -602,17 +628,8 @@ def comparison(single: dict, coupled: dict, strategies: Sequence[str]) -> Tuple[
                 data["difference"].setdefault(s, {})[f"{share:g}"] = mean(cp.values()) - mean(sp.values())
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
     md = "\n".join(lines)
-    # per vertical: difference of the means over seeds (the single-task side may be read back from a markdown table)
-    pv_s, pv_c = single.get("per_vertical") or {}, coupled.get("per_vertical") or {}
-    vlines = []
-    for vertical in sorted(set(pv_s) & set(pv_c)):
-        for s in both:
-            cs, ss = pv_c[vertical].get(s, {}), pv_s[vertical].get(s, {})
-            cells = [f"{cs[sh][0] - ss[sh][0]:+.1f}" if cs.get(sh) and ss.get(sh) else "-" for sh in shares]
-            vlines.append(f"| {vertical} | {s} | " + " | ".join(cells) + " |")
-    if vlines:
-        md += ("\n\nPer vertical, coupled minus single-task (difference of the means over seeds):\n\n| vertical | strategy | "
-               + " | ".join(f"{100 * sh:g}%" for sh in shares) + " |\n|---|---|" + "---|" * len(shares) + "\n" + "\n".join(vlines))
+    if per_vertical_md:
+        md += "\n\n" + per_vertical_md
     rs, rc = single.get("reference"), coupled.get("reference")
     if rs and rc:
         md += (f"\n\nAll titles (100%): coupled {rc['mean']:.1f} +- {rc['sd']:.1f} (seeds {rc['seeds']}) against single-task "
@@ -649,7 +666,8 @@ def figure(arms: Dict[str, dict], strategies: Sequence[str], path: Path, command
         if ref:
             ax.axhline(ref["mean"], color="black", lw=1, label=f"100% of titles ({ref['mean']:.1f} +- {ref['sd']:.1f})")
             ax.axhspan(ref["mean"] - ref["sd"], ref["mean"] + ref["sd"], color="black", alpha=0.1)
-        if variant == "coupled" and "single" in arms:  # the single-task arm's means, for comparison at equal share
+        if variant == "coupled" and "single" in arms and sorted(arms["single"]["verticals"]) == sorted(arm["verticals"]):
+            # the single-task arm's means over the same verticals, for comparison at equal share
             for s in strategies:
                 single_curve, own = arms["single"]["curves"].get(s, {}), arm["curves"].get(s, {})
                 if len(own) > 1 and len(single_curve) > 1:
@@ -663,7 +681,8 @@ def figure(arms: Dict[str, dict], strategies: Sequence[str], path: Path, command
         when = "measured earlier, curves read from the previous JSON" if arm.get("previous") else "measured in this run"
         name = "single-task" if variant == "single" else "coupled with its benchmark partner"
         n_v = len(arm["verticals"])
-        ax.set_title(f"{name}: {n_v} vertical{'s' if n_v > 1 else ''}, seeds {seeds}\n({when})", fontsize=9)
+        listed = f" ({', '.join(arm['verticals'])})" if n_v <= 3 else ""
+        ax.set_title(f"{name}: {n_v} vertical{'s' if n_v > 1 else ''}{listed}, seeds {seeds}\n({when})", fontsize=9)
         ax.set_xlabel("share of the vertical's training titles labelled (%)")
         ax.set_ylabel("macro-F1 on test (mean over verticals)")
         ax.grid(alpha=0.3)
@@ -748,7 +767,8 @@ def tabulate(a) -> None:
             continue
         files = _raw_files_with(variant, raws)
         when = sorted({time.strftime("%Y-%m-%d", time.gmtime(p.stat().st_mtime)) for p in files})
-        arm = arm_from_rows(rows, variant, a.strategies, provenance=f"measured by this script, raw rows in {', '.join(f'`{p}`' for p in files)} "
+        by = f"measured by `{a.grid_command}`" if getattr(a, "grid_command", None) else "measured by this script"
+        arm = arm_from_rows(rows, variant, a.strategies, provenance=f"{by}, raw rows in {', '.join(f'`{p}`' for p in files)} "
                             f"(last written {', '.join(when)})")
         if arm is not None:
             arm["selection"] = selection_stats(rows, a.corpus, a.strategies, variant)
@@ -761,9 +781,8 @@ def tabulate(a) -> None:
             md = "(no seed has every vertical's curve yet)"
         name = "Single-task" if variant == "single" else "Coupled with the benchmark partner (train-pair, partner at 100%)"
         models = f"{arm['models']} models trained, {arm['minutes']} min of training" if arm.get("models") is not None else "models trained: not recorded"
-        if arm.get("models_note"):
-            models += f" ({arm['models_note']})"
-        parts += [f"## {name}: {', '.join(arm['verticals'])}; seeds {data['seeds']}", "", f"Rows: {arm['provenance']}.", "", md, "",
+        models += f" (wall clock{'; ' + arm['models_note'] if arm.get('models_note') else ''})"
+        parts += [f"## {name}: {', '.join(arm['verticals'])}; seeds {data['seeds']}", "", f"Rows: {arm.get('shown_provenance', arm['provenance'])}.", "", md, "",
                   "Per vertical (mean +- sd over seeds):", "", vertical_table(arm) if arm["per_vertical"] else
                   "(not in the previous JSON or markdown: see the previous version of `docs/results/active_learning.md` in git)", ""]
         if arm["selection"]:
@@ -814,6 +833,7 @@ def main() -> None:
                         help="a previous tabulation's JSON (--output's .json) to read arms from whose raw files are gone")
     parser.add_argument("--previous-variants", nargs="*", default=None, choices=["single", "coupled"],
                         help="the arms read from --previous-json instead of from raw rows")
+    parser.add_argument("--grid-command", default=None, help="with --table-only: the command that wrote the raw rows, said in the document")
     parser.add_argument("--table-only", action="store_true")
     a = parser.parse_args()
     if not a.table_only:
