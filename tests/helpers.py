@@ -1,6 +1,7 @@
 """Shared test helpers: small synthetic product verticals (Coffee, Tea, Cocoa titles), a tiny vectors table and a
 tiny model config (``TINY``), the command line in-process with its error-line checks, and the hypothesis strategies of
 the fuzz tests. Fixtures built from them live in ``conftest.py``."""
+import importlib.util
 import json
 import random
 import re
@@ -208,3 +209,12 @@ def any_line() -> st.SearchStrategy:
     deep = st.integers(1, 4).map(lambda k: "[" * 10 ** k + "]" * (10 ** k if k < 4 else 0))
     raw = st.binary(max_size=30).map(lambda b: b.decode("utf-8", "surrogateescape"))
     return (json_values() | deep | st.text(max_size=30) | raw).map(lambda line: re.sub(r"[\r\n]", " ", line))
+
+
+def load_benchmark(name: str):
+    """A script of ``benchmarks/`` (``name`` without .py) imported as a module, to test its helpers."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -2,22 +2,19 @@
 tabulation's JSON (``--previous-json``, when the raw files are gone), the legacy markdown's per-vertical table, and
 resuming."""
 import argparse
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "active_learning.py"
+from ..helpers import load_benchmark
+
 VERTICALS = ["Coffee", "Shoes"]
 
 
 @pytest.fixture(scope="module")
 def al():
-    spec = importlib.util.spec_from_file_location("active_learning_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("active_learning")
 
 
 def rows_for(variant, offset=0.0):
