@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Sequence, Set, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from llm_comparison import SPLIT_FILES, dev_jsonl, models_of, run_dir  # noqa: E402
+from llm_comparison import SPLIT_FILES, dev_jsonl, models_of, rows_with_dev_flag, run_dir  # noqa: E402
 
 Proposals = List[Dict[str, Tuple[str, float]]]  # per dev offer: {attribute: (value, confidence)}
 
@@ -36,17 +36,12 @@ def proposals_of(target: Path, offers) -> Proposals:
 
 
 def training_values(train_file: Path, every: int = 10) -> Dict[Tuple[str, str], Set[str]]:
-    """{(category, attribute): gold values} of the training rows that are not dev rows (``dev_jsonl``'s rule)."""
-    seen: Dict[str, int] = {}
+    """{(category, attribute): gold values} of the training rows that are not dev rows (``rows_with_dev_flag``)."""
     values: Dict[Tuple[str, str], Set[str]] = {}
-    for line in train_file.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
+    for line, is_dev in rows_with_dev_flag(train_file, every):
+        if is_dev:
             continue
         record = json.loads(line)
-        index = seen.get(record["category"], 0)
-        seen[record["category"]] = index + 1
-        if index % every == every - 1:
-            continue
         for attribute, gold in record["target_scores"].items():
             values.setdefault((record["category"], attribute), set()).update(v.strip() for v in gold if v.strip() != "n/a")
     return values

@@ -16,7 +16,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import srsly
 
@@ -58,19 +58,25 @@ PUBLISHED = [
 ]
 
 
-def dev_jsonl(train_file: Path, target: Path, every: int = 10) -> Path:
-    """The BENCHMARK.md dev rows of an attribute-value training file (per category, in file order, index % every ==
-    every - 1), as a JSONL file for the attribute-value metric."""
+def rows_with_dev_flag(train_file: Path, every: int = 10) -> Iterator[Tuple[str, bool]]:
+    """(line, is a dev row) for the records of an attribute-value training file: per category, in file order, the
+    BENCHMARK.md rule of ``convert`` (``is_dev_index``)."""
+    from spacy_mtlave.convert import is_dev_index
+
     seen: Dict[str, int] = {}
-    lines = []
     for line in train_file.read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
         category = json.loads(line)["category"]
         index = seen.get(category, 0)
         seen[category] = index + 1
-        if index % every == every - 1:
-            lines.append(line)
+        yield line, is_dev_index(index, every)
+
+
+def dev_jsonl(train_file: Path, target: Path, every: int = 10) -> Path:
+    """The dev rows of an attribute-value training file (``rows_with_dev_flag``) as a JSONL file for the
+    attribute-value metric."""
+    lines = [line for line, is_dev in rows_with_dev_flag(train_file, every) if is_dev]
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return target

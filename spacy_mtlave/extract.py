@@ -239,6 +239,11 @@ class ExtractStats:
         self.numbers_as_strings += numbers
 
 
+# characters that str.splitlines() and many JSONL readers take as line breaks but json.dumps(ensure_ascii=False)
+# leaves raw inside strings: escaped, so one record stays one line
+LINE_SEPARATORS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
 def dumps_record(record: Dict[str, Any], line_no: int) -> Tuple[str, bool, int]:
     """(JSON text, is an error record, numbers written as strings) of one output record: strict JSON (no NaN), a
     :class:`~spacy_mtlave.json_input.RawNumber` written as a string of its spelling; an id that cannot be written
@@ -257,11 +262,6 @@ def dumps_record(record: Dict[str, Any], line_no: int) -> Tuple[str, bool, int]:
         record, numbers = {"line": line_no, "error": f"field id cannot be written as JSON: {problem}"}, 0
         line = json.dumps(record, ensure_ascii=False)
     return line.translate(LINE_SEPARATORS), "error" in record, numbers
-
-
-# characters that str.splitlines() and many JSONL readers take as line breaks but json.dumps(ensure_ascii=False)
-# leaves raw inside strings: escaped, so one record stays one line
-LINE_SEPARATORS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
 def open_input(path: Path) -> IO[bytes]:

@@ -212,6 +212,12 @@ def _group(records: List[Record], input_path: Path) -> Dict[str, tuple]:
     return groups
 
 
+def is_dev_index(index: int, dev_every: int) -> bool:
+    """Whether a vertical's ``index``-th training example (0-based, file order) is a dev example: BENCHMARK.md's rule
+    ``index % dev_every == dev_every - 1`` (``dev_every`` 0: no dev split)."""
+    return dev_every > 0 and index % dev_every == dev_every - 1
+
+
 def _split(records: List[Record], split: str, dev_every: int) -> Dict[str, List[Record]]:
     if split == "test":
         return {"test": records}
@@ -219,5 +225,5 @@ def _split(records: List[Record], split: str, dev_every: int) -> Dict[str, List[
         return {"train": records}
     splits: Dict[str, List[Record]] = {"train": [], "dev": []}
     for i, record in enumerate(records):
-        splits["dev" if i % dev_every == dev_every - 1 else "train"].append(record)
+        splits["dev" if is_dev_index(i, dev_every) else "train"].append(record)
     return splits

@@ -13,10 +13,9 @@ from spacy_mtlave.ml import embed as embed_module
 from spacy_mtlave.ml.char_lstm_numpy import char_bilstm_predict
 from spacy_mtlave.ml.embed import N_CHAR_IDS, CharBiLSTM, char_ids, row_cache_mode
 
-from .test_predict_fast_path import ents, titles
+from .test_predict_fast_path import V1, ents, titles
 
 V2 = {"components.tok2vec.model.embed.@architectures": "spacy_mtlave.WordCharEmbed.v2"}
-V1 = {"components.tok2vec.model.embed.@architectures": "spacy_mtlave.WordCharEmbed.v1"}
 
 
 def random_words(rng: random.Random, n: int):
