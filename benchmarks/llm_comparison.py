@@ -119,6 +119,23 @@ def plan(data: Path, out: Path, systems: List[str], splits: List[str], seeds: Li
     return runs
 
 
+def ensemble_specs(specs: List[str], votes: List[int]) -> List[Tuple[str, List[int]]]:
+    """(systems, min-votes settings) per ``--ensemble-systems`` entry: ``A`` or ``A+B`` with ``--ensemble-votes``, or
+    ``A+B:K`` with its own setting K (so a test run scores only the setting chosen on dev)."""
+    out = []
+    for spec in specs:
+        systems, _, own = spec.partition(":")
+        if own and not own.isdigit():
+            raise ValueError(f"--ensemble-systems {spec}: the part after ':' must be a number of votes")
+        out.append((systems, [int(own)] if own else list(votes)))
+    return out
+
+
+def ensemble_members(out: Path, split: str, spec: str, seeds: List[int]) -> List[Path]:
+    """The run folders that vote in an ensemble: every seed of one system, or of each system of ``A+B``."""
+    return [run_dir(out, split, seed, system) for system in spec.split("+") for seed in seeds]
+
+
 def models_of(target: Path) -> Dict[str, Path]:
     """{vertical: pipeline} of a system's run folder (one run.json, or one per vertical / pair below it)."""
     from spacy_mtlave.evaluation.attribute_values import models_from_run
@@ -186,39 +203,74 @@ def score_ensemble(targets: List[Path], eval_file: Path, name: str, min_votes: i
     return result
 
 
-def error_breakdown(target: Path, test_file: Path, train_file: Path) -> Dict[str, int]:
-    """Where the slots of a run go on the test file: VC, VN (nothing found), VW split into boundary errors (the
-    prediction and a gold value contain one another) and other wrong values; and how many of the missed or wrong
-    slots have gold values never seen for that attribute in the training file (unseen values)."""
+def error_breakdown(targets: List[Path], test_file: Path, train_file: Path, min_votes: Optional[int] = None) -> Dict[str, int]:
+    """Where the slots of a run (or of several runs voting, ``min_votes`` as in ``vote_values``) go on the test file:
+    VC, VN (nothing found), VW split into boundary errors (the prediction and a gold value contain one another) and
+    other wrong values; and how many of the missed or wrong slots have gold values never seen for that attribute in
+    the training file (unseen values)."""
     import gc
 
     import spacy
 
-    from spacy_mtlave.evaluation.attribute_values import predicted_values, read_offers, slot_outcome
+    from spacy_mtlave.evaluation.attribute_values import read_offers, scored_values, slot_outcome
+    from spacy_mtlave.evaluation.value_vote import vote_values
 
     seen: Dict[tuple, set] = {}
     for offer in read_offers(train_file):
         for attribute, values in offer.gold.items():
             seen.setdefault((offer.category, attribute), set()).update(values or [])
     offers = read_offers(test_file)
+    proposals: List[list] = [[] for _ in offers]  # per offer: one {attribute: (value, confidence)} per member
+    for target in targets:
+        models = models_of(target)
+        if not models:
+            raise ValueError(f"{target}: no run.json of a finished training run")
+        for vertical, model in models.items():
+            rows = [i for i, o in enumerate(offers) if o.category == vertical]
+            nlp = spacy.load(model)
+            for i, doc in zip(rows, nlp.pipe(offers[i].text for i in rows)):
+                proposals[i].append(scored_values(doc))
+            del nlp  # one pipeline in memory at a time
+            gc.collect()
     counts = {"VC": 0, "VN": 0, "VW boundary": 0, "VW other": 0, "NV": 0, "missed or wrong, unseen value": 0}
-    for vertical, model in models_of(target).items():
-        mine = [o for o in offers if o.category == vertical]
-        nlp = spacy.load(model)
-        for offer, doc in zip(mine, nlp.pipe(o.text for o in mine)):
-            predicted = predicted_values(doc)
-            for attribute, gold in offer.gold.items():
-                outcome = slot_outcome(gold, predicted.get(attribute))
-                if outcome == "VW":
-                    guess = predicted[attribute]
-                    outcome = "VW boundary" if any(guess in g or g in guess for g in gold) else "VW other"
-                if outcome in counts:
-                    counts[outcome] += 1
-                if outcome in ("VN", "VW boundary", "VW other") and not set(gold) & seen.get((vertical, attribute), set()):
-                    counts["missed or wrong, unseen value"] += 1
-        del nlp  # one pipeline in memory at a time
-        gc.collect()
+    for offer, proposal in zip(offers, proposals):
+        if not proposal:  # no model for the category
+            continue
+        predicted = vote_values(proposal, min_votes) if len(targets) > 1 else {a: v for a, (v, _) in proposal[0].items()}
+        for attribute, gold in offer.gold.items():
+            outcome = slot_outcome(gold, predicted.get(attribute))
+            if outcome == "VW":
+                guess = predicted[attribute]
+                outcome = "VW boundary" if any(guess in g or g in guess for g in gold) else "VW other"
+            if outcome in counts:
+                counts[outcome] += 1
+            if outcome in ("VN", "VW boundary", "VW other") and not set(gold) & seen.get((offer.category, attribute), set()):
+                counts["missed or wrong, unseen value"] += 1
     return counts
+
+
+def with_previous(results: Dict, previous: Dict) -> Tuple[Dict, List[str]]:
+    """This run's rows plus those of a previous ``--output`` JSON (``{"system|split": [run, ...]}``) for every (system,
+    split) this run did not score, and the keys read back. Rows are ordered by split (large first), within a split the
+    trained systems (previous order, then new ones) before the seeds' votes and floors derived from them."""
+    merged = {tuple(key.split("|")): runs for key, runs in previous.items()}
+    read_back = [key for key in previous if tuple(key.split("|")) not in results]
+    merged.update(results)
+    splits = list(SPLIT_FILES)
+    order = sorted(merged, key=lambda k: (splits.index(k[1]) if k[1] in splits else len(splits), k[0] not in SYSTEMS))
+    return {k: merged[k] for k in order}, read_back
+
+
+def label_of(name: str) -> str:
+    """The table's description of a row key: a system, a derived row (floor, one system's seeds voting) or several
+    systems' seeds voting together (``A+B_ensembleN_votesK``)."""
+    if name in LABELS:
+        return LABELS[name]
+    spec, _, votes = name.rpartition("_votes")
+    systems, _, n = spec.rpartition("_ensemble")
+    if votes and n and "+" in systems:
+        return " + ".join(LABELS.get(s, s) for s in systems.split("+")) + f"; their {n} runs (seeds x systems) voting, a value kept with >= {votes} votes"
+    return name
 
 
 def table(results: Dict) -> str:
@@ -232,7 +284,7 @@ def table(results: Dict) -> str:
         cost = [r["cpu_seconds_per_1000_titles"] for r in runs]
         train = [r["train_seconds"] for r in runs if r.get("train_seconds")]
         lines.append(
-            f"| **{LABELS.get(system, system)}** | {split} | {len(runs)} | {mean_sd_text([100 * x['precision'] for x in m])} | "
+            f"| **{label_of(system)}** | {split} | {len(runs)} | {mean_sd_text([100 * x['precision'] for x in m])} | "
             f"{mean_sd_text([100 * x['recall'] for x in m])} | {mean_sd_text([100 * x['f1'] for x in m])} | {mean_sd_text(cost, 0)} | {mean_sd_text(train, 0)} |"
         )
         per_category.append(f"| {system} | {split} | " + " | ".join(mean_sd_text([100 * r["per_category"][v]["f1"] for r in runs if v in r["per_category"]]) for v in VERTICALS) + " |")
@@ -250,11 +302,19 @@ def main() -> None:
     parser.add_argument("--eval", choices=("dev", "test"), default="dev", help="dev for choosing; test once per final system")
     parser.add_argument("--output", type=Path, default=None, help="Write OUTPUT.md and OUTPUT.json")
     parser.add_argument("--collect-only", action="store_true")
-    parser.add_argument("--errors", action="store_true", help="Also break the test slots of seed 0's runs down by error kind")
+    parser.add_argument("--previous-json", type=Path, default=None, help="Keep the rows of a previous --output JSON for every system and split not scored by this run (when its runs are gone)")
+    parser.add_argument("--errors", action="store_true", help="Also break the test slots down by error kind: each system's first seed, and each ensemble")
     parser.add_argument("--floor-grid", type=float, nargs="*", default=[], help="min_confidence values; per system the one with the best mean dev micro-F1 over the seeds is also scored on --eval (a row)")
-    parser.add_argument("--ensemble-systems", nargs="*", default=None, help="Systems whose seeds vote (default: every system)")
+    parser.add_argument("--ensemble-systems", nargs="*", default=None, help="Systems whose seeds vote (default: every system); A+B: the seeds of A and of B vote together; A+B:K: only with K votes (else --ensemble-votes)")
     parser.add_argument("--ensemble-votes", type=int, nargs="*", default=[], help="Also score each system's seeds voting on each value, for each of these min-votes settings")
     a = parser.parse_args()
+    try:
+        specs = ensemble_specs(a.systems if a.ensemble_systems is None else a.ensemble_systems, a.ensemble_votes)
+    except ValueError as error:
+        parser.error(str(error))
+    unknown = sorted({s for spec, _ in specs for s in spec.split("+")} - set(SYSTEMS))
+    if unknown:
+        parser.error(f"--ensemble-systems: unknown system(s) {', '.join(unknown)} (known: {', '.join(SYSTEMS)})")
     if not a.collect_only:
         todo = plan(a.data, a.out, a.systems, a.splits, a.seeds, a.vectors)
         for i, job in enumerate(todo, 1):
@@ -283,21 +343,33 @@ def main() -> None:
                             scores = score(run_dir(a.out, split, seed, system), eval_file, a.eval, best)
                             if scores is not None:
                                 results.setdefault((f"{system}_floor{best:g}", split), []).append(dict(scores, min_confidence=best))
-            targets = [run_dir(a.out, split, seed, system) for seed in a.seeds]
-            for votes in (a.ensemble_votes if a.ensemble_systems is None or system in a.ensemble_systems else []):
-                cache = a.out / split / "ensembles" / f"{system}_seeds{'-'.join(map(str, a.seeds))}_votes{votes}_{a.eval}.json"
+        for spec, votes_list in specs:
+            targets = ensemble_members(a.out, split, spec, a.seeds)
+            for votes in votes_list:
+                cache = a.out / split / "ensembles" / f"{spec}_seeds{'-'.join(map(str, a.seeds))}_votes{votes}_{a.eval}.json"
                 scores = score_ensemble(targets, eval_file, a.eval, votes, cache)
                 if scores is not None:
-                    results.setdefault((f"{system}_ensemble{len(targets)}_votes{votes}", split), []).append(scores)
-    text = f"Scored on: {a.eval}\n\n" + table(results)
+                    results.setdefault((f"{spec}_ensemble{len(targets)}_votes{votes}", split), []).append(scores)
+    text = f"Scored on: {a.eval}\n\n"
+    if a.previous_json:
+        results, read_back = with_previous(results, srsly.read_json(a.previous_json))
+        if read_back:
+            text += f"Read back from `{a.previous_json}` (runs not scored by this invocation): {', '.join(read_back)}\n\n"
+    text += table(results)
     if a.errors:
         rows = ["", "| system | split | " + " | ".join(["VC", "VN", "VW boundary", "VW other", "NV", "missed or wrong, unseen value"]) + " |", "|---|---|" + "---|" * 6]
         for split in a.splits:
             for system in a.systems:
                 target = run_dir(a.out, split, a.seeds[0], system)
-                if (target / "run.json").is_file() or list(target.glob("*/run.json")):
-                    counts = error_breakdown(target, a.data / "test.jsonl", a.data / SPLIT_FILES[split])
-                    rows.append(f"| {system} | {split} | " + " | ".join(str(v) for v in counts.values()) + " |")
+                if models_of(target):
+                    counts = error_breakdown([target], a.data / "test.jsonl", a.data / SPLIT_FILES[split])
+                    rows.append(f"| {system} (seed {a.seeds[0]}) | {split} | " + " | ".join(str(v) for v in counts.values()) + " |")
+            for spec, votes_list in specs:
+                members = ensemble_members(a.out, split, spec, a.seeds)
+                if len(members) > 1 and all(models_of(m) for m in members):
+                    for votes in votes_list:
+                        counts = error_breakdown(members, a.data / "test.jsonl", a.data / SPLIT_FILES[split], votes)
+                        rows.append(f"| {spec}, {len(members)} runs, >= {votes} votes | {split} | " + " | ".join(str(v) for v in counts.values()) + " |")
         text += "\n" + "\n".join(rows)
     print(text)
     if a.output:
