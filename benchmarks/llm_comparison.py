@@ -8,6 +8,8 @@ inference CPU-seconds per 1,000 titles and the training time, and writes the com
         --systems group group_product --splits large small --seeds 0 1 2 --eval test --output docs/results/llm_comparison
 
 Corpora are converted once per split and tokenizer under ``OUT/corpus``; runs go to ``OUT/<split>/seed<N>/<system>``.
+``--ensemble-systems group_values+group_minilm:3`` scores the seeds of both systems voting (a value kept with >= 3
+votes); ``--previous-json`` keeps an earlier tabulation's rows whose runs are not on this machine.
 """
 import argparse
 import json
@@ -34,6 +36,7 @@ SYSTEMS = {
     "group_product_long": ("group", "product", PRODUCT + ["--training.max_epochs", "80"]),
     "group_values": ("group", "product", ["--config", "configs/pair_values.cfg"]),
     "group_minilm": ("group", "default", ["--config", "configs/pair_trf.cfg"]),
+    "group_minilm_values": ("group", "product", ["--config", "configs/pair_trf_values.cfg"]),
 }
 LABELS = {
     "single": "single-task, GloVe (`train`, one per vertical)",
@@ -43,6 +46,7 @@ LABELS = {
     "group_product_long": "same, 80 epochs",
     "group_values": "all 10 verticals, GloVe, coupling, product tokenizer, value-aware emissions (`pair_values.cfg`)",
     "group_minilm": "all 10 verticals, MiniLM, coupling (`train-group --config pair_trf.cfg`)",
+    "group_minilm_values": "all 10 verticals, MiniLM, coupling, product tokenizer, value-aware emissions (`pair_trf_values.cfg`)",
 }
 for _name, _label in list(LABELS.items()):
     for _votes in (1, 2, 3):

@@ -211,3 +211,20 @@ def test_train_group_takes_the_transformer_pair_config(data_dir: Path, tmp_path:
     assert run_info["kind"] == "group" and run_info["config"].endswith("pair_trf.cfg")
     loaded = load_offline([out / info["model"] for info in run_info["verticals"].values()], tmp_path)
     assert len(loaded) == 3 and all(info["pipe_names"] == ["tok2vec", "ave_tagger"] and info["width"] == 384 for info in loaded.values())
+
+
+def test_pair_trf_values_config_trains_value_aware_heads_on_minilm(data_dir: Path, tmp_path: Path):
+    """configs/pair_trf_values.cfg: the MiniLM pair with the product tokenizer and BiLSTMCRFTagger.v2 (a known-value
+    emission per tagger) trains offline and each vertical keeps both in its saved config."""
+    run(["-c", TRAIN_PAIR, str(data_dir), str(tmp_path / "run"), str(CONFIG_DIR / "pair_trf_values.cfg")], offline_env(tmp_path))
+    assert hf_cache_empty(tmp_path)
+    run_info = json.loads((tmp_path / "run" / "run.json").read_text())
+    for info in run_info["verticals"].values():
+        path = tmp_path / "run" / info["model"]
+        config = spacy.util.load_config(path / "config.cfg")
+        assert config["nlp"]["tokenizer"]["@tokenizers"] == "spacy_mtlave.product_tokenizer.v1"
+        assert config["components"]["ave_tagger"]["model"]["@architectures"] == "spacy_mtlave.BiLSTMCRFTagger.v2"
+        assert config["components"]["ave_tagger"]["model"]["tok2vec"]["@architectures"] == "spacy-transformers.TransformerListener.v1"
+        nlp = spacy.load(path)
+        assert [t.text for t in nlp.make_doc("Black,11 Shoe")] == ["Black", ",", "11", "Shoe"]  # the product tokenizer
+        assert {e.label_ for doc in nlp.pipe(TEXTS) for e in doc.ents} <= LABELS
