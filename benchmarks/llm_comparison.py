@@ -212,35 +212,21 @@ def error_breakdown(targets: List[Path], test_file: Path, train_file: Path, min_
     VC, VN (nothing found), VW split into boundary errors (the prediction and a gold value contain one another) and
     other wrong values; and how many of the missed or wrong slots have gold values never seen for that attribute in
     the training file (unseen values)."""
-    import gc
-
-    import spacy
-
-    from spacy_mtlave.evaluation.attribute_values import read_offers, scored_values, slot_outcome
-    from spacy_mtlave.evaluation.value_vote import vote_values
+    from spacy_mtlave.evaluation.attribute_values import predict_offers, read_offers, slot_outcome
 
     seen: Dict[tuple, set] = {}
     for offer in read_offers(train_file):
         for attribute, values in offer.gold.items():
             seen.setdefault((offer.category, attribute), set()).update(values or [])
-    offers = read_offers(test_file)
-    proposals: List[list] = [[] for _ in offers]  # per offer: one {attribute: (value, confidence)} per member
-    for target in targets:
-        models = models_of(target)
+    runs = [models_of(target) for target in targets]
+    for target, models in zip(targets, runs):
         if not models:
             raise ValueError(f"{target}: no run.json of a finished training run")
-        for vertical, model in models.items():
-            rows = [i for i, o in enumerate(offers) if o.category == vertical]
-            nlp = spacy.load(model)
-            for i, doc in zip(rows, nlp.pipe(offers[i].text for i in rows)):
-                proposals[i].append(scored_values(doc))
-            del nlp  # one pipeline in memory at a time
-            gc.collect()
+    ensembles = {vertical: [models[vertical] for models in runs if vertical in models] for vertical in runs[0]}
+    offers = [o for o in read_offers(test_file) if o.category in ensembles]  # a category without a model is not broken down
+    predictions, _ = predict_offers(ensembles, offers, min_votes=min_votes)
     counts = {"VC": 0, "VN": 0, "VW boundary": 0, "VW other": 0, "NV": 0, "missed or wrong, unseen value": 0}
-    for offer, proposal in zip(offers, proposals):
-        if not proposal:  # no model for the category
-            continue
-        predicted = vote_values(proposal, min_votes) if len(targets) > 1 else {a: v for a, (v, _) in proposal[0].items()}
+    for offer, predicted in zip(offers, predictions):
         for attribute, gold in offer.gold.items():
             outcome = slot_outcome(gold, predicted.get(attribute))
             if outcome == "VW":

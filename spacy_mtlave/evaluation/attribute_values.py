@@ -136,6 +136,33 @@ def score_offers(offers: Sequence[Offer], predictions: Sequence[Mapping[str, str
 ModelSpec = Union[str, Path, Language]
 
 
+def predict_offers(
+    ensembles: Mapping[str, Sequence[ModelSpec]], offers: Sequence["Offer"], batch_size: int = 256, min_votes: Optional[int] = None
+) -> Tuple[List[Dict[str, str]], float]:
+    """{attribute: value} per offer from its category's pipelines (one: its most confident span per label; several:
+    their vote, ``vote_values``); an offer of a category without pipelines gets {}. Also the process time of
+    prediction alone (pipelines are loaded one at a time, loading excluded)."""
+    predictions: List[Dict[str, str]] = [{} for _ in offers]
+    by_category: Dict[str, List[int]] = defaultdict(list)
+    for i, offer in enumerate(offers):
+        by_category[offer.category].append(i)
+    seconds = 0.0
+    for category, rows in by_category.items():
+        members = list(ensembles.get(category, ()))
+        if not members:
+            continue
+        proposals: List[List[Dict[str, Tuple[str, float]]]] = [[] for _ in rows]
+        for model in members:
+            nlp = model if isinstance(model, Language) else spacy.load(model)
+            start = time.process_time()
+            for k, doc in enumerate(nlp.pipe((offers[i].text for i in rows), batch_size=batch_size)):
+                proposals[k].append(scored_values(doc))
+            seconds += time.process_time() - start
+        for i, proposal in zip(rows, proposals):
+            predictions[i] = vote_values(proposal, min_votes) if len(members) > 1 else {a: v for a, (v, _) in proposal[0].items()}
+    return predictions, seconds
+
+
 def evaluate_attribute_values(
     models: Mapping[str, Union[ModelSpec, Sequence[ModelSpec]]],
     test_path: Path,
@@ -154,30 +181,14 @@ def evaluate_attribute_values(
     if min_votes is not None and not all(1 <= min_votes <= len(m) for m in ensembles.values()):
         raise ValueError(f"--min-votes must be between 1 and the smallest ensemble's size ({min(map(len, ensembles.values()), default=0)}), got {min_votes}")
     offers = read_offers(Path(test_path), text_field)
-    predictions: List[Dict[str, str]] = [{} for _ in offers]
-    by_category: Dict[str, List[int]] = defaultdict(list)
-    for i, offer in enumerate(offers):
-        by_category[offer.category].append(i)
-    predict_seconds = 0.0
-    for category, rows in by_category.items():
-        if category not in ensembles:
-            continue
-        members = ensembles[category]
-        proposals: List[List[Dict[str, Tuple[str, float]]]] = [[] for _ in rows]
-        for model in members:
-            nlp = model if isinstance(model, Language) else spacy.load(model)
-            start = time.process_time()
-            for k, doc in enumerate(nlp.pipe((offers[i].text for i in rows), batch_size=batch_size)):
-                proposals[k].append(scored_values(doc))
-            predict_seconds += time.process_time() - start
-        for i, proposal in zip(rows, proposals):
-            predictions[i] = vote_values(proposal, min_votes) if len(members) > 1 else {a: v for a, (v, _) in proposal[0].items()}
+    predictions, predict_seconds = predict_offers(ensembles, offers, batch_size, min_votes)
+    offers_per_category = Counter(offer.category for offer in offers)
     scores = score_offers(offers, predictions, strict)
     scores["n_offers"] = len(offers)
     scores["predict_cpu_seconds"] = predict_seconds  # nlp.pipe and value picking, pipelines loaded (process time)
     scores["ensemble_sizes"] = {c: len(m) for c, m in sorted(ensembles.items())}
-    scores["categories_without_model"] = {c: len(rows) for c, rows in sorted(by_category.items()) if c not in models}
-    scores["models_without_offers"] = sorted(set(models) - set(by_category))
+    scores["categories_without_model"] = {c: n for c, n in sorted(offers_per_category.items()) if c not in models}
+    scores["models_without_offers"] = sorted(set(models) - set(offers_per_category))
     return scores
 
 
